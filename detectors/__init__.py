@@ -1,0 +1,1 @@
+"""chainwatch detection logic: parsing, linking, sequences, rules and models. Never imports dagster."""

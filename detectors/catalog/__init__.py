@@ -1,0 +1,121 @@
+"""The tool catalog: how tools map to systems, action classes, sensitivity and destinations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import yaml
+
+ACTION_CLASSES = ("read", "write", "delete", "egress", "delegate", "credential", "admin", "unknown")
+SENSITIVITIES = ("low", "medium", "high")
+_ARG_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_GLOB_CHARS = set("*?[")
+
+
+class CatalogError(ValueError):
+    """A malformed catalog; the message names the file, the entry and the field."""
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One mapping from a tool (exact name or glob, optionally per system) to its meaning."""
+
+    entry_no: int
+    tool: str
+    system: str | None
+    action: str | None
+    sensitivity: str | None
+    external: bool | None
+    destination_args: tuple[str, ...]
+
+    @property
+    def is_glob(self) -> bool:
+        return bool(_GLOB_CHARS & set(self.tool))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Catalog entries plus the organisation's own domains (destinations there are internal)."""
+
+    entries: tuple[CatalogEntry, ...]
+    internal_domains: tuple[str, ...]
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a catalog YAML file (a mapping with ``tools`` and ``internal_domains``)."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path}: cannot read catalog: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("tools"), list):
+        raise CatalogError(f"{path}: a catalog is a mapping with a 'tools' list")
+    domains = doc.get("internal_domains", [])
+    if not isinstance(domains, list) or not all(isinstance(d, str) and d for d in domains):
+        raise CatalogError(f"{path}: field 'internal_domains' must be a list of domain names")
+    unknown = set(doc) - {"tools", "internal_domains"}
+    if unknown:
+        raise CatalogError(f"{path}: unknown top-level field(s) {sorted(unknown)}")
+    entries = tuple(_entry(path, i, raw) for i, raw in enumerate(doc["tools"]))
+    return Catalog(entries, tuple(d.lower().lstrip(".") for d in domains))
+
+
+def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
+    where = f"{path}: tools[{index}]"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: an entry is a mapping")
+    unknown = set(raw) - {"tool", "system", "action", "sensitivity", "external", "destination_args", "note"}
+    if unknown:
+        raise CatalogError(f"{where}: unknown field(s) {sorted(unknown)}")
+    tool = raw.get("tool")
+    if not isinstance(tool, str) or not tool:
+        raise CatalogError(f"{where}: field 'tool' must be a non-empty string")
+    system = raw.get("system")
+    if system is not None and (not isinstance(system, str) or not system):
+        raise CatalogError(f"{where}: field 'system' must be a non-empty string")
+    action = raw.get("action")
+    if action is not None and action not in ACTION_CLASSES:
+        raise CatalogError(f"{where}: field 'action' must be one of {list(ACTION_CLASSES)}, got {action!r}")
+    sensitivity = raw.get("sensitivity")
+    if sensitivity is not None and sensitivity not in SENSITIVITIES:
+        raise CatalogError(f"{where}: field 'sensitivity' must be one of {list(SENSITIVITIES)}, got {sensitivity!r}")
+    external = raw.get("external")
+    if external is not None and not isinstance(external, bool):
+        raise CatalogError(f"{where}: field 'external' must be true or false")
+    args = raw.get("destination_args", [])
+    if isinstance(args, str):
+        args = [args]
+    if not isinstance(args, list) or not all(isinstance(a, str) and _ARG_NAME.match(a) for a in args):
+        raise CatalogError(f"{where}: field 'destination_args' must be a list of argument names ([A-Za-z0-9_.-])")
+    return CatalogEntry(index, tool, system, action, sensitivity, external, tuple(args))
+
+
+def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """Load entries into the session's temp table ``catalog`` (bound parameters, never pasted)."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE catalog (entry_no INTEGER, tool_pattern VARCHAR,
+           system_pattern VARCHAR, is_glob BOOLEAN, action_class VARCHAR, sensitivity VARCHAR,
+           external BOOLEAN, destination_args VARCHAR[])"""
+    )
+    entries = catalog.entries
+    if entries:
+        con.executemany(
+            "INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (e.entry_no, e.tool, e.system, e.is_glob, e.action, e.sensitivity, e.external, list(e.destination_args))
+                for e in entries
+            ],
+        )
+
+
+def catalog_report(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[tuple]:
+    """Tools that no catalog entry mapped, busiest first: (tool, system, classified_by, class, actions)."""
+    return con.execute(
+        """SELECT tool, system, classified_by, action_class, count(*) AS actions
+           FROM agent_actions WHERE classified_by <> 'catalog'
+           GROUP BY ALL ORDER BY actions DESC, tool LIMIT ?""",
+        [limit],
+    ).fetchall()

@@ -1,0 +1,1 @@
+"""Parsers that turn raw log files into chainwatch's canonical DuckDB tables."""

@@ -1,0 +1,162 @@
+-- OTLP/JSON trace exports (single documents or JSON lines of documents) using the GenAI
+-- semantic conventions. execute_tool spans (and MCP tools/call spans) are agent actions; other
+-- spans (invoke_agent, chat, ...) go to agent_spans. Agent and task come from the span, else its
+-- nearest ancestor that has them, else any span of the trace, else resource / trace id.
+
+CREATE OR REPLACE TEMP TABLE o_docs AS
+SELECT source_file, unit_line, unit_offset, j,
+    CASE WHEN json_type(j) = 'OBJECT' AND json_type(j -> 'resourceSpans') = 'ARRAY'
+         THEN json_transform(j -> 'resourceSpans',
+            '[{"resource":{"attributes":[{"key":"VARCHAR","value":"JSON"}]},"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}]}]')
+    END AS rs
+FROM unit_json WHERE source_format = 'otlp';
+
+-- A document that is not a trace export is one rejected record.
+INSERT INTO p_records
+SELECT 'otlp', source_file, unit_line, unit_offset, 0,
+    'reject:' || cw_keyed('reject:otlp', j::VARCHAR), 0,
+    CASE WHEN json_type(j) <> 'OBJECT' THEN 'document is not a JSON object (got ' || cw_json_kind(j) || ')'
+         WHEN (j -> 'resourceSpans') IS NULL THEN 'not an OTLP trace export: missing resourceSpans'
+         ELSE 'wrong type for resourceSpans: expected array, got ' || cw_json_kind(j -> 'resourceSpans') END,
+    left(cw_redact(left(j::VARCHAR, 65536)), $reject_text_chars), strlen(j::VARCHAR)
+FROM o_docs WHERE rs IS NULL;
+
+CREATE OR REPLACE TEMP TABLE o_raw AS
+WITH r1 AS (
+    SELECT source_file, unit_line, unit_offset, unnest(rs) AS r, unnest(range(len(rs))) AS ri
+    FROM o_docs WHERE rs IS NOT NULL
+), s1 AS (
+    SELECT source_file, unit_line, unit_offset, ri, r.resource.attributes AS res_attrs,
+           unnest(r.scopeSpans) AS s, unnest(range(len(r.scopeSpans))) AS si
+    FROM r1
+), p1 AS (
+    SELECT source_file, unit_line, unit_offset, ri, si, res_attrs, s.scope.name AS scope_name,
+           unnest(s.spans) AS span, unnest(range(len(s.spans))) AS pi
+    FROM s1
+)
+SELECT source_file, unit_line AS source_line, unit_offset AS source_offset,
+    (row_number() OVER (PARTITION BY source_file, unit_line ORDER BY ri, si, pi) - 1)::INTEGER AS source_record,
+    res_attrs, span,
+    CASE WHEN json_type(span) = 'OBJECT' THEN json_transform(span, '{
+        "traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR",
+        "startTimeUnixNano":"JSON","endTimeUnixNano":"JSON",
+        "attributes":[{"key":"VARCHAR","value":"JSON"}],"status":{"code":"VARCHAR","message":"VARCHAR"}}') END AS s
+FROM p1;
+
+CREATE OR REPLACE TEMP TABLE o_valid AS
+SELECT *,
+    cw_otlp_id(s.traceId, 16) AS trace_id,
+    cw_otlp_id(s.spanId, 8) AS span_id,
+    cw_otlp_id(s.parentSpanId, 8) AS parent_span_id,
+    try(make_timestamp((try_cast(s.startTimeUnixNano ->> '$' AS HUGEINT) // 1000)::BIGINT)) AS ts,
+    try(make_timestamp((try_cast(s.endTimeUnixNano ->> '$' AS HUGEINT) // 1000)::BIGINT)) AS end_ts,
+    CASE WHEN json_type(span) <> 'OBJECT' THEN 'span is not a JSON object (got ' || cw_json_kind(span) || ')'
+         WHEN s.traceId IS NULL OR s.traceId = '' THEN 'missing required field traceId'
+         WHEN cw_otlp_id(s.traceId, 16) IS NULL THEN 'invalid traceId: ' || left(s.traceId, 40)
+         WHEN s.spanId IS NULL OR s.spanId = '' THEN 'missing required field spanId'
+         WHEN cw_otlp_id(s.spanId, 8) IS NULL THEN 'invalid spanId: ' || left(s.spanId, 40)
+         WHEN s.startTimeUnixNano IS NULL THEN 'missing required field startTimeUnixNano'
+         WHEN try_cast(s.startTimeUnixNano ->> '$' AS HUGEINT) IS NULL
+             THEN 'unparseable timestamp in startTimeUnixNano: ' || left(s.startTimeUnixNano::VARCHAR, 40)
+         WHEN try_cast(s.startTimeUnixNano ->> '$' AS HUGEINT) < 631152000000000000
+              OR try_cast(s.startTimeUnixNano ->> '$' AS HUGEINT) > 7258118400000000000
+             THEN 'timestamp out of range in startTimeUnixNano: ' || (s.startTimeUnixNano ->> '$')
+    END AS reason
+FROM o_raw;
+
+INSERT INTO p_records
+SELECT 'otlp', source_file, source_line, source_offset, source_record,
+    CASE WHEN reason IS NULL THEN 'otlp:' || trace_id || ':' || span_id
+         ELSE 'reject:' || cw_keyed('reject:otlp', span::VARCHAR) END,
+    0, reason,
+    CASE WHEN reason IS NOT NULL THEN left(cw_redact(left(span::VARCHAR, 65536)), $reject_text_chars) END,
+    strlen(span::VARCHAR)
+FROM o_valid;
+
+CREATE OR REPLACE TEMP TABLE o_spans AS
+SELECT source_file, source_line, source_offset, source_record, trace_id, span_id, parent_span_id, ts,
+    end_ts, s.name AS name, s.attributes AS attrs, res_attrs, s.status AS status,
+    coalesce(cw_attr_text(s.attributes, 'gen_ai.operation.name'),
+             CASE WHEN starts_with(s.name, 'execute_tool') THEN 'execute_tool' END) AS operation,
+    cw_attr_text(s.attributes, 'mcp.method.name') AS mcp_method,
+    coalesce(cw_attr_text(s.attributes, 'gen_ai.agent.id'), cw_attr_text(s.attributes, 'gen_ai.agent.name')) AS own_agent,
+    coalesce(cw_attr_text(s.attributes, 'chainwatch.task.id'), cw_attr_text(s.attributes, 'gen_ai.conversation.id')) AS own_task
+FROM o_valid WHERE reason IS NULL;
+
+-- Nearest ancestor with an agent / task, walking parents inside the batch (depth-bounded).
+CREATE OR REPLACE TEMP TABLE o_inherited AS
+WITH RECURSIVE nodes AS (
+    SELECT trace_id, span_id, any_value(parent_span_id) AS parent_span_id,
+           any_value(own_agent) AS own_agent, any_value(own_task) AS own_task
+    FROM o_spans GROUP BY trace_id, span_id
+), walk(trace_id, span_id, cursor, depth, agent_id, task_id) AS (
+    SELECT trace_id, span_id, parent_span_id, 0, own_agent, own_task FROM nodes
+    UNION ALL
+    SELECT w.trace_id, w.span_id, n.parent_span_id, w.depth + 1,
+           coalesce(w.agent_id, n.own_agent), coalesce(w.task_id, n.own_task)
+    FROM walk w JOIN nodes n ON n.trace_id = w.trace_id AND n.span_id = w.cursor
+    WHERE (w.agent_id IS NULL OR w.task_id IS NULL) AND w.depth < 32
+)
+SELECT trace_id, span_id, arg_max(agent_id, depth) AS agent_id, arg_max(task_id, depth) AS task_id
+FROM walk GROUP BY trace_id, span_id;
+
+CREATE OR REPLACE TEMP TABLE o_trace AS
+SELECT trace_id,
+    arg_min(own_agent, ts) FILTER (WHERE own_agent IS NOT NULL) AS agent_id,
+    arg_min(own_task, ts) FILTER (WHERE own_task IS NOT NULL) AS task_id
+FROM o_spans GROUP BY trace_id;
+
+CREATE OR REPLACE TEMP TABLE o_resolved AS
+SELECT o.*,
+    coalesce(i.agent_id, t.agent_id, cw_attr_text(o.res_attrs, 'service.name')) AS agent_id,
+    coalesce(i.task_id, t.task_id, o.trace_id) AS task_id,
+    CASE WHEN o.own_task IS NOT NULL THEN 'span_attribute'
+         WHEN i.task_id IS NOT NULL THEN 'ancestor_span'
+         WHEN t.task_id IS NOT NULL THEN 'trace'
+         ELSE 'trace_id' END AS task_source,
+    'otlp:' || o.trace_id || ':' || o.span_id AS event_id,
+    CASE WHEN o.status.code IN ('2', 'STATUS_CODE_ERROR') OR cw_attr_text(o.attrs, 'error.type') IS NOT NULL
+         THEN CASE WHEN regexp_matches(coalesce(cw_attr_text(o.attrs, 'error.type'), '') || ' ' || coalesce(o.status.message, ''),
+                                       '(?i)denied|forbidden|unauthori[sz]ed|permission|\b40[13]\b') THEN 'denied' ELSE 'error' END
+         ELSE 'ok' END AS outcome,
+    coalesce(o.operation = 'execute_tool' OR o.mcp_method = 'tools/call', false) AS is_tool
+FROM o_spans o
+LEFT JOIN o_inherited i USING (trace_id, span_id)
+LEFT JOIN o_trace t USING (trace_id);
+
+INSERT INTO p_actions
+WITH tools AS (
+    SELECT *,
+        coalesce(cw_attr_text(attrs, 'gen_ai.tool.name'), cw_attr_text(attrs, 'mcp.tool.name'),
+                 nullif(trim(regexp_replace(name, '^execute_tool', '')), '')) AS tool,
+        cw_attr(attrs, 'gen_ai.tool.call.arguments') AS arg_value
+    FROM o_resolved WHERE is_tool
+)
+SELECT event_id, ts, agent_id, task_id, task_source, trace_id, span_id, parent_span_id,
+    coalesce(tool, 'unknown_tool'),
+    coalesce(cw_attr_text(attrs, 'mcp.server.name'), cw_attr_text(attrs, 'server.address'),
+             CASE WHEN mcp_method IS NOT NULL OR cw_attr_text(attrs, 'mcp.session.id') IS NOT NULL THEN 'mcp' END,
+             cw_attr_text(attrs, 'gen_ai.tool.type')),
+    NULL, NULL, NULL, NULL,
+    try_cast(cw_attr_text(attrs, 'mcp.tool.annotations.readOnlyHint') AS BOOLEAN),
+    try_cast(cw_attr_text(attrs, 'mcp.tool.annotations.destructiveHint') AS BOOLEAN),
+    try_cast(cw_attr_text(attrs, 'mcp.tool.annotations.openWorldHint') AS BOOLEAN),
+    outcome,
+    CASE WHEN outcome <> 'ok' THEN coalesce(cw_attr_text(attrs, 'error.type'), left(status.message, 200)) END,
+    date_diff('microsecond', ts, end_ts) / 1000.0,
+    cw_hash('native', cw_attr_text(attrs, 'chainwatch.credential.id')),
+    coalesce(cw_attr_text(attrs, 'client.address'), cw_attr_text(attrs, 'source.address')),
+    cw_redact(CASE
+        WHEN arg_value IS NULL THEN NULL
+        WHEN (arg_value -> 'stringValue') IS NOT NULL THEN
+            CASE WHEN json_valid(arg_value ->> 'stringValue') THEN (arg_value ->> 'stringValue')::JSON::VARCHAR
+                 ELSE to_json(arg_value ->> 'stringValue')::VARCHAR END
+        ELSE cw_any_json(arg_value) END),
+    'otlp', source_file, source_offset, source_line, source_record
+FROM tools;
+
+INSERT INTO p_spans
+SELECT event_id, ts, end_ts, trace_id, span_id, parent_span_id, operation, name, agent_id, task_id,
+    task_source, coalesce(cw_attr_text(attrs, 'gen_ai.request.model'), cw_attr_text(attrs, 'gen_ai.response.model')),
+    outcome, 'otlp', source_file, source_offset, source_line, source_record
+FROM o_resolved WHERE NOT is_tool;

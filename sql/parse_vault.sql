@@ -1,0 +1,175 @@
+-- HashiCorp Vault audit log (file device): one JSON object per line, a "request" and a
+-- "response" entry per request sharing request.id. Tokens and accessors arrive HMAC'd by Vault;
+-- we key-hash those values again, so the same token links issue, uses, renewals and revocation.
+
+CREATE OR REPLACE TEMP TABLE v_typed AS
+SELECT source_file, unit_line AS source_line, unit_offset AS source_offset, 0 AS source_record, j AS rec,
+    CASE WHEN json_type(j) = 'OBJECT' THEN json_transform(j, '{
+        "time":"JSON","type":"JSON","error":"VARCHAR",
+        "auth":{"client_token":"VARCHAR","accessor":"VARCHAR","display_name":"VARCHAR",
+                "policies":"JSON","token_policies":"JSON","metadata":"JSON","entity_id":"VARCHAR"},
+        "request":"JSON",
+        "response":{"auth":{"client_token":"VARCHAR","accessor":"VARCHAR","display_name":"VARCHAR",
+                "policies":"JSON","token_policies":"JSON","metadata":"JSON","entity_id":"VARCHAR",
+                "ttl":"VARCHAR","token_ttl":"VARCHAR","lease_duration":"VARCHAR","token_issue_time":"VARCHAR"},
+            "secret":{"lease_id":"VARCHAR"},"data":"JSON","lease_duration":"VARCHAR"}}') END AS r
+FROM unit_json WHERE source_format = 'vault';
+
+CREATE OR REPLACE TEMP TABLE v_valid AS
+SELECT *,
+    cw_ts(r.time ->> '$') AS ts,
+    (r.type ->> '$') AS entry_type,
+    CASE WHEN json_type(r.request) = 'OBJECT' THEN json_transform(r.request,
+        '{"id":"JSON","operation":"VARCHAR","path":"JSON","mount_type":"VARCHAR","mount_point":"VARCHAR",
+          "data":"JSON","remote_address":"VARCHAR"}') END AS q,
+    CASE WHEN json_type(rec) <> 'OBJECT' THEN 'record is not a JSON object (got ' || cw_json_kind(rec) || ')'
+         ELSE coalesce(
+            cw_string_problem('type', r.type, true),
+            CASE WHEN (r.type ->> '$') NOT IN ('request', 'response')
+                 THEN 'unknown Vault audit entry type: ' || left(r.type ->> '$', 40) END,
+            cw_ts_problem('time', r.time, cw_ts(r.time ->> '$')),
+            CASE WHEN r.request IS NULL OR json_type(r.request) = 'NULL' THEN 'missing required field request'
+                 WHEN json_type(r.request) <> 'OBJECT'
+                 THEN 'wrong type for request: expected object, got ' || cw_json_kind(r.request) END,
+            cw_string_problem('request.id', (r.request -> 'id'), true),
+            cw_string_problem('request.path', (r.request -> 'path'), true))
+    END AS reason
+FROM v_typed;
+
+INSERT INTO p_records
+SELECT 'vault', source_file, source_line, source_offset, source_record,
+    CASE WHEN reason IS NULL THEN 'vault:' || (q.id ->> '$')
+         ELSE 'reject:' || cw_keyed('reject:vault', rec::VARCHAR) END,
+    CASE WHEN entry_type = 'response' THEN 0 ELSE 1 END,
+    reason,
+    CASE WHEN reason IS NOT NULL THEN left(cw_redact(left(rec::VARCHAR, 65536)), $reject_text_chars) END,
+    strlen(rec::VARCHAR)
+FROM v_valid;
+
+CREATE OR REPLACE TEMP TABLE v_ok AS
+SELECT source_file, source_line, source_offset, source_record, ts, entry_type, r, q,
+    'vault:' || (q.id ->> '$') AS event_id,
+    (q.path ->> '$') AS path,
+    coalesce(q.operation, 'unknown') AS operation,
+    cw_hash('vault', r.auth.client_token) AS token_id,
+    coalesce(cw_first_key(r.auth.metadata, $vault_agent_keys),
+             cw_first_key(r.response.auth.metadata, $vault_agent_keys),
+             r.auth.display_name, r.response.auth.display_name) AS agent_id,
+    coalesce(cw_first_key(r.auth.metadata, $vault_task_keys),
+             cw_first_key(r.response.auth.metadata, $vault_task_keys)) AS task_id,
+    CASE WHEN entry_type = 'request' THEN 'unknown'
+         WHEN r.error IS NULL OR r.error = '' THEN 'ok'
+         WHEN regexp_matches(r.error, '(?i)permission denied|unauthorized|forbidden') THEN 'denied'
+         ELSE 'error' END AS outcome,
+    entry_type = 'response' AND (r.error IS NULL OR r.error = '') AS succeeded
+FROM v_valid WHERE reason IS NULL;
+
+INSERT INTO p_actions
+SELECT event_id, ts, agent_id, task_id, CASE WHEN task_id IS NOT NULL THEN 'vault_metadata' END,
+    NULL, NULL, NULL,
+    CASE WHEN regexp_matches(path, '^auth/token/create') THEN 'vault.token.create'
+         WHEN regexp_matches(path, '^auth/[^/]+/login') OR regexp_matches(path, '^auth/[^/]+/(role/[^/]+/)?login$') THEN 'vault.login'
+         WHEN regexp_matches(path, '/revoke') THEN 'vault.revoke'
+         WHEN regexp_matches(path, '/renew') THEN 'vault.renew'
+         ELSE 'vault.' || operation END,
+    'vault:' || coalesce(nullif(rtrim(q.mount_point, '/'), ''), split_part(path, '/', 1)),
+    CASE WHEN starts_with(path, 'auth/') OR starts_with(path, 'sys/leases/') OR regexp_matches(path, '^sys/(revoke|renew)')
+              THEN 'credential'
+         WHEN starts_with(path, 'sys/') THEN 'admin'
+         WHEN operation IN ('read', 'list') THEN 'read'
+         WHEN operation IN ('create', 'update') THEN 'write'
+         WHEN operation = 'delete' THEN 'delete' END,
+    path,
+    CASE WHEN operation IN ('read', 'list', 'update', 'create')
+              AND (q.mount_type IN ('kv', 'database', 'aws', 'gcp', 'azure', 'pki', 'transit', 'ssh', 'totp')
+                   OR regexp_matches(path, '(?i)secret|creds|password|credential')) THEN 'high' END,
+    NULL, NULL, NULL, NULL,
+    outcome, CASE WHEN outcome IN ('error', 'denied') THEN left(r.error, 200) END, NULL,
+    token_id, q.remote_address, cw_redact(q.data::VARCHAR),
+    'vault', source_file, source_offset, source_line, source_record
+FROM v_ok;
+
+-- Every request made with a token is a use of it.
+INSERT INTO p_creds
+SELECT event_id, ts, 'use', token_id, 'vault_token', r.auth.display_name, agent_id, task_id,
+    CASE WHEN task_id IS NOT NULL THEN 'vault_metadata' END, NULL,
+    cw_str_list(coalesce(r.auth.token_policies, r.auth.policies)), NULL, NULL, NULL,
+    q.remote_address, outcome, NULL, NULL,
+    'vault', source_file, source_offset, source_line, source_record
+FROM v_ok WHERE token_id IS NOT NULL;
+
+-- Token issuance: logins and token creation (a renewal's response repeats the auth block).
+INSERT INTO p_creds
+WITH issued AS (
+    SELECT *, coalesce(try_cast(r.response.auth.token_ttl AS BIGINT), try_cast(r.response.auth.ttl AS BIGINT),
+                       try_cast(r.response.auth.lease_duration AS BIGINT)) AS ttl,
+              coalesce(cw_ts(r.response.auth.token_issue_time), ts) AS issued
+    FROM v_ok
+    WHERE succeeded AND r.response.auth.client_token IS NOT NULL AND NOT regexp_matches(path, '/renew')
+)
+SELECT event_id, ts, 'issue', cw_hash('vault', r.response.auth.client_token), 'vault_token',
+    coalesce(r.response.auth.display_name, r.response.auth.entity_id),
+    coalesce(cw_first_key(r.response.auth.metadata, $vault_agent_keys), r.response.auth.display_name),
+    cw_first_key(r.response.auth.metadata, $vault_task_keys),
+    CASE WHEN cw_first_key(r.response.auth.metadata, $vault_task_keys) IS NOT NULL THEN 'vault_metadata' END,
+    token_id,
+    cw_str_list(coalesce(r.response.auth.token_policies, r.response.auth.policies)),
+    ttl, issued, issued + to_seconds(ttl), q.remote_address, 'ok', NULL, NULL,
+    'vault', source_file, source_offset, source_line, source_record
+FROM issued;
+
+INSERT INTO p_aliases
+SELECT cw_hash('vault-accessor', r.response.auth.accessor), cw_hash('vault', r.response.auth.client_token)
+FROM v_ok
+WHERE succeeded AND r.response.auth.client_token IS NOT NULL AND r.response.auth.accessor IS NOT NULL;
+
+-- Dynamic secrets: a lease. Its TTL is not in the audit log; it comes from configuration.
+INSERT INTO p_creds
+WITH leases AS (
+    SELECT v.*, r.response.secret.lease_id AS lease_id
+    FROM v_ok v WHERE succeeded AND r.response.secret.lease_id IS NOT NULL AND r.response.secret.lease_id <> ''
+      AND NOT regexp_matches(path, '/renew')
+), with_ttl AS (
+    SELECT l.*, t.ttl_s AS ttl
+    FROM leases l LEFT JOIN cw_vault_lease_ttls t ON starts_with(l.lease_id, t.prefix)
+    QUALIFY row_number() OVER (PARTITION BY l.source_file, l.source_line ORDER BY length(t.prefix) DESC NULLS LAST) = 1
+)
+SELECT event_id, ts, 'issue', cw_hash('vault', lease_id), 'vault_lease',
+    regexp_replace(lease_id, '/[^/]*$', ''), agent_id, task_id,
+    CASE WHEN task_id IS NOT NULL THEN 'vault_metadata' END, token_id,
+    [regexp_replace(lease_id, '/[^/]*$', '')], ttl, ts, ts + to_seconds(ttl), q.remote_address, 'ok', NULL, NULL,
+    'vault', source_file, source_offset, source_line, source_record
+FROM with_ttl;
+
+-- Renewals and revocations, by token (HMAC'd in request.data), accessor, lease id or prefix.
+INSERT INTO p_creds
+WITH lifecycle AS (
+    SELECT v.*,
+        CASE WHEN regexp_matches(path, '/renew') THEN 'renew' ELSE 'revoke' END AS event_type,
+        CASE WHEN regexp_matches(path, '^auth/token/(revoke|renew)-self') THEN 'self'
+             WHEN regexp_matches(path, '^auth/token/(revoke|renew)-accessor') THEN 'accessor'
+             WHEN regexp_matches(path, '^auth/token/(revoke|renew)') THEN 'token'
+             WHEN regexp_matches(path, '^sys/(leases/)?revoke-(prefix|force)') THEN 'prefix'
+             WHEN regexp_matches(path, '^sys/(leases/)?(revoke|renew)') THEN 'lease' END AS target,
+        coalesce(nullif(regexp_extract(path, '^sys/(?:leases/)?(?:revoke|renew)/(.+)$', 1), ''),
+                 json_extract_string(q.data, '$.lease_id')) AS lease_ref,
+        nullif(regexp_extract(path, '^sys/(?:leases/)?revoke-(?:prefix|force)/(.+)$', 1), '') AS prefix_ref
+    FROM v_ok v
+    WHERE succeeded AND (regexp_matches(path, '^auth/token/(revoke|renew)') OR regexp_matches(path, '^sys/(leases/)?(revoke|renew)'))
+)
+SELECT event_id, ts, event_type,
+    CASE target WHEN 'self' THEN token_id
+                WHEN 'token' THEN cw_hash('vault', json_extract_string(q.data, '$.token'))
+                WHEN 'lease' THEN cw_hash('vault', lease_ref) END,
+    CASE WHEN target IN ('lease', 'prefix') THEN 'vault_lease' ELSE 'vault_token' END,
+    NULL, agent_id, NULL, NULL, NULL, NULL,
+    CASE WHEN event_type = 'renew' THEN coalesce(try_cast(r.response.auth.ttl AS BIGINT),
+        try_cast(r.response.auth.token_ttl AS BIGINT), try_cast(r.response.lease_duration AS BIGINT)) END,
+    NULL,
+    CASE WHEN event_type = 'renew' THEN ts + to_seconds(coalesce(try_cast(r.response.auth.ttl AS BIGINT),
+        try_cast(r.response.auth.token_ttl AS BIGINT), try_cast(r.response.lease_duration AS BIGINT))) END,
+    q.remote_address, 'ok',
+    CASE WHEN target = 'accessor' THEN cw_hash('vault-accessor', json_extract_string(q.data, '$.accessor')) END,
+    CASE WHEN target = 'prefix' THEN rtrim(prefix_ref, '/') || '/' END,
+    'vault', source_file, source_offset, source_line, source_record
+FROM lifecycle WHERE target IS NOT NULL;

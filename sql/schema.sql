@@ -1,0 +1,164 @@
+-- Canonical tables of the warehouse. All timestamps are UTC (TIMESTAMP, microseconds).
+-- Column meanings: docs/schema.md.
+
+CREATE TABLE IF NOT EXISTS agent_actions (
+    event_id        VARCHAR NOT NULL,
+    ts              TIMESTAMP NOT NULL,
+    day             DATE NOT NULL,
+    agent_id        VARCHAR,
+    task_id         VARCHAR,
+    task_source     VARCHAR,
+    trace_id        VARCHAR,
+    span_id         VARCHAR,
+    parent_span_id  VARCHAR,
+    tool            VARCHAR NOT NULL,
+    system          VARCHAR,
+    action_class    VARCHAR NOT NULL,
+    classified_by   VARCHAR NOT NULL,
+    destination     VARCHAR,
+    sensitivity     VARCHAR NOT NULL,
+    external        BOOLEAN NOT NULL,
+    outcome         VARCHAR NOT NULL,
+    error_type      VARCHAR,
+    duration_ms     DOUBLE,
+    credential_id   VARCHAR,
+    source_ip       VARCHAR,
+    args            VARCHAR,
+    args_digest     VARCHAR,
+    source_format   VARCHAR NOT NULL,
+    source_file     VARCHAR NOT NULL,
+    source_offset   BIGINT NOT NULL,
+    source_line     BIGINT NOT NULL,
+    source_record   INTEGER NOT NULL,
+    ingested_at     TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS credential_events (
+    event_id              VARCHAR NOT NULL,
+    ts                    TIMESTAMP NOT NULL,
+    day                   DATE NOT NULL,
+    event_type            VARCHAR NOT NULL,
+    credential_id         VARCHAR NOT NULL,
+    credential_kind       VARCHAR NOT NULL,
+    principal             VARCHAR,
+    agent_id              VARCHAR,
+    task_id               VARCHAR,
+    task_source           VARCHAR,
+    parent_credential_id  VARCHAR,
+    scopes                VARCHAR[],
+    ttl_s                 BIGINT,
+    issued_at             TIMESTAMP,
+    expires_at            TIMESTAMP,
+    source_ip             VARCHAR,
+    outcome               VARCHAR NOT NULL,
+    source_format         VARCHAR NOT NULL,
+    source_file           VARCHAR NOT NULL,
+    source_offset         BIGINT NOT NULL,
+    source_line           BIGINT NOT NULL,
+    source_record         INTEGER NOT NULL,
+    ingested_at           TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS task_events (
+    event_id             VARCHAR NOT NULL,
+    ts                   TIMESTAMP NOT NULL,
+    day                  DATE NOT NULL,
+    event_type           VARCHAR NOT NULL,
+    task_id              VARCHAR NOT NULL,
+    agent_id             VARCHAR,
+    status               VARCHAR,
+    approved_by          VARCHAR,
+    approved_scope       VARCHAR[],
+    approval_expires_at  TIMESTAMP,
+    source_format        VARCHAR NOT NULL,
+    source_file          VARCHAR NOT NULL,
+    source_offset        BIGINT NOT NULL,
+    source_line          BIGINT NOT NULL,
+    source_record        INTEGER NOT NULL,
+    ingested_at          TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS agent_spans (
+    event_id        VARCHAR NOT NULL,
+    ts              TIMESTAMP NOT NULL,
+    end_ts          TIMESTAMP,
+    day             DATE NOT NULL,
+    trace_id        VARCHAR NOT NULL,
+    span_id         VARCHAR NOT NULL,
+    parent_span_id  VARCHAR,
+    operation       VARCHAR,
+    name            VARCHAR,
+    agent_id        VARCHAR,
+    task_id         VARCHAR,
+    task_source     VARCHAR,
+    model           VARCHAR,
+    outcome         VARCHAR NOT NULL,
+    source_format   VARCHAR NOT NULL,
+    source_file     VARCHAR NOT NULL,
+    source_offset   BIGINT NOT NULL,
+    source_line     BIGINT NOT NULL,
+    source_record   INTEGER NOT NULL,
+    ingested_at     TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id              VARCHAR NOT NULL,
+    agent_id             VARCHAR,
+    started_at           TIMESTAMP,
+    ended_at             TIMESTAMP,
+    start_source         VARCHAR NOT NULL,
+    end_source           VARCHAR NOT NULL,
+    status               VARCHAR NOT NULL,
+    actions              BIGINT NOT NULL,
+    credentials_issued   BIGINT NOT NULL,
+    approved_by          VARCHAR,
+    approved_at          TIMESTAMP,
+    approved_scope       VARCHAR[],
+    approval_expires_at  TIMESTAMP,
+    updated_at           TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rejected_events (
+    event_id       VARCHAR NOT NULL,
+    source_format  VARCHAR NOT NULL,
+    source_file    VARCHAR NOT NULL,
+    source_offset  BIGINT NOT NULL,
+    source_line    BIGINT NOT NULL,
+    source_record  INTEGER NOT NULL,
+    reason         VARCHAR NOT NULL,
+    raw_text       VARCHAR,
+    raw_bytes      BIGINT NOT NULL,
+    ingested_at    TIMESTAMP NOT NULL
+);
+
+-- One row per input record that was loaded or rejected (duplicates are counted, not listed).
+CREATE TABLE IF NOT EXISTS ingest_ledger (
+    event_id       VARCHAR NOT NULL,
+    disposition    VARCHAR NOT NULL,
+    source_format  VARCHAR NOT NULL,
+    source_file    VARCHAR NOT NULL,
+    source_line    BIGINT NOT NULL,
+    source_record  INTEGER NOT NULL,
+    run_id         VARCHAR NOT NULL
+);
+
+-- One row per file per ingest run: the conservation counts.
+CREATE TABLE IF NOT EXISTS ingest_files (
+    run_id         VARCHAR NOT NULL,
+    source_file    VARCHAR NOT NULL,
+    source_format  VARCHAR NOT NULL,
+    file_sha256    VARCHAR NOT NULL,
+    partition_day  DATE,
+    records        BIGINT NOT NULL,
+    loaded         BIGINT NOT NULL,
+    rejected       BIGINT NOT NULL,
+    duplicates     BIGINT NOT NULL,
+    started_at     TIMESTAMP NOT NULL,
+    finished_at    TIMESTAMP NOT NULL
+);
+
+-- Other names a credential is known by (e.g. a Vault token's accessor), as keyed hashes.
+CREATE TABLE IF NOT EXISTS credential_aliases (
+    alias_id       VARCHAR NOT NULL,
+    credential_id  VARCHAR NOT NULL
+);
