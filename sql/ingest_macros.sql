@@ -17,8 +17,11 @@ CREATE OR REPLACE TEMP MACRO cw_hash(ns, v) AS 'cred_' || cw_keyed(ns, v);
 -- Vault tokens, JWTs, and the values of secret-named keys (JSON, escaped JSON and key=value).
 CREATE OR REPLACE TEMP MACRO cw_redact(s) AS
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         s,
+        -- An AWS key id followed closely by its 40-character secret (a pasted key pair).
+        '(A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}([^A-Za-z0-9/+]{1,40})[A-Za-z0-9/+]{40}([^A-Za-z0-9/+=]|$)',
+        '[REDACTED:aws_key_id]\2[REDACTED:aws_secret]\3', 'g'),
         '-----BEGIN[A-Z ]*PRIVATE KEY-----(?s:.*?)(-----END[A-Z ]*PRIVATE KEY-----|$)', '[REDACTED:private_key]', 'g'),
         '(?i)bearer\s+[A-Za-z0-9\-._~+/]+=*', 'Bearer [REDACTED:bearer]', 'g'),
         '(A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}', '[REDACTED:aws_key_id]', 'g'),

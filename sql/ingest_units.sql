@@ -31,7 +31,9 @@ CREATE OR REPLACE TEMP TABLE p_records (
 
 INSERT INTO p_records
 SELECT source_format, source_file, unit_line, unit_offset, 0,
-       'reject:' || cw_keyed('reject:' || source_format, coalesce(text, raw::VARCHAR) || '#' || raw_len),
+       -- Content identifies a rejected record; a truncated one also by its true length.
+       'reject:' || cw_keyed('reject:' || source_format, coalesce(text, raw::VARCHAR)
+           || CASE WHEN raw_len > octet_length(raw) THEN '#' || raw_len ELSE '' END),
        0, reason,
        left(cw_redact(left(coalesce(text, raw::VARCHAR), 65536)), $reject_text_chars),
        raw_len

@@ -126,12 +126,15 @@ def ingest_paths(
     *,
     fmt: str | None = None,
     catalog: Catalog | None = None,
+    link: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Load files (or folders of files) into the warehouse and report conservation counts per file.
 
     Unreadable or unrecognised files are reported with an error and skipped; bad records inside
     readable files go to ``rejected_events``. Re-ingesting the same records adds nothing.
+    With ``link`` (the CLI path) credentials and tasks are linked and rebuilt in the same
+    transaction; the Dagster job does that in its canonical-table assets instead.
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -161,7 +164,7 @@ def ingest_paths(
     for file_fmt, files in batches.items():
         if progress:
             progress(f"parsing {len(files)} {file_fmt} file(s)")
-        report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings))
+        report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings, link))
     return report
 
 
@@ -189,7 +192,7 @@ def _record_file(con, run_id: str, rep: FileReport, sha: str, path: Path, starte
     now = datetime.now(UTC).replace(tzinfo=None)
     con.execute(
         "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, rep.source_file, rep.source_format, sha, partition_day_of(path), rep.records,
+        [run_id, rep.source_file, rep.source_format, sha, file_day(path), rep.records,
          rep.loaded, rep.rejected, rep.duplicates, started or now, now],
     )
 
@@ -241,7 +244,7 @@ def _load_csv_units(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
 
 
-def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings) -> list[FileReport]:
+def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings, link: bool) -> list[FileReport]:
     started = datetime.now(UTC).replace(tzinfo=None)
     params = {
         "max_record_bytes": settings.max_record_bytes,
@@ -266,7 +269,12 @@ def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings) -> list
     con.execute("BEGIN TRANSACTION")
     try:
         run_sql(con, "ingest_commit", params)
-        run_sql(con, "link_tasks", params)
+        if link:
+            run_sql(con, "credential_owner")
+            run_sql(con, "link_credential_events")
+            run_sql(con, "link_agent_actions")
+            run_sql(con, "affected_tasks_batch")
+            run_sql(con, "build_tasks", params)
         counts = con.execute(
             """SELECT source_file, count(*), count_if(fate = 'loaded'), count_if(fate = 'rejected'),
                       count_if(fate = 'duplicate')
@@ -283,7 +291,21 @@ def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings) -> list
     except Exception:
         con.execute("ROLLBACK")
         raise
+    finally:
+        _drop_batch_tables(con)
     return reports
+
+
+_SESSION_TABLES = {"cw_key", "catalog", "cw_internal_domains", "cw_vault_lease_ttls"}
+
+
+def _drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the batch's temp tables: they hold raw (unredacted) input and can be large."""
+    names = [row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
+    for name in names:
+        if name not in _SESSION_TABLES:
+            con.execute(f'DROP TABLE IF EXISTS temp.main."{name}"')
 
 
 def _link_params(settings: Settings) -> dict:
@@ -300,3 +322,44 @@ def _link_params(settings: Settings) -> dict:
         "vault_task_keys": list(settings.vault_task_keys),
         "vault_agent_keys": list(settings.vault_agent_keys),
     }
+
+
+def landing_files(landing_dir: str | Path, days: Iterable[date] | None = None) -> list[Path]:
+    """Log files under the landing folder whose partition day is among ``days`` (all when None).
+
+    A file's day is the date in its path, else its modification date (UTC). Links that lead
+    outside the folder are skipped.
+    """
+    root = Path(landing_dir).resolve()
+    wanted = set(days) if days is not None else None
+    out = []
+    for path in expand_paths([root]):
+        try:
+            if not path.resolve().is_relative_to(root):
+                log.warning("%s: skipped, it links outside the landing folder %s", path, root)
+                continue
+        except OSError:
+            continue
+        if wanted is None or file_day(path) in wanted:
+            out.append(path)
+    return out
+
+
+def file_day(path: Path) -> date:
+    """The partition day of a landing file: a date in its path, else its modification day (UTC)."""
+    day = partition_day_of(path)
+    if day is None:
+        day = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
+    return day
+
+
+def files_by_format(paths: Iterable[Path]) -> tuple[dict[str, list[Path]], list[tuple[Path, str]]]:
+    """Group files by detected format; the second value lists files that could not be recognised."""
+    grouped: dict[str, list[Path]] = {}
+    failed: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            grouped.setdefault(detect_format(read_head(path)), []).append(path)
+        except (UnreadableFileError, UnknownFormatError) as exc:
+            failed.append((path, str(exc)))
+    return grouped, failed

@@ -1,36 +1,5 @@
--- Link rows that arrived without a task to the task of the credential they were made with, then
--- rebuild the tasks those rows touch. Set-based over only the rows that still need it.
-
-CREATE OR REPLACE TEMP TABLE credential_owner AS
-SELECT credential_id,
-    arg_min(task_id, ts) FILTER (WHERE task_id IS NOT NULL) AS task_id,
-    arg_min(agent_id, ts) FILTER (WHERE agent_id IS NOT NULL) AS agent_id
-FROM credential_events
-WHERE event_type = 'issue'
-  AND credential_id IN (SELECT credential_id FROM agent_actions WHERE task_id IS NULL
-                        UNION ALL SELECT credential_id FROM credential_events WHERE task_id IS NULL)
-GROUP BY credential_id;
-
-CREATE OR REPLACE TEMP TABLE affected_tasks AS
-SELECT DISTINCT task_id FROM (
-    SELECT task_id FROM p_actions_classified
-    UNION ALL SELECT task_id FROM p_creds_resolved
-    UNION ALL SELECT task_id FROM p_task_events
-    UNION ALL SELECT task_id FROM p_spans
-    UNION ALL SELECT task_id FROM credential_owner
-) WHERE task_id IS NOT NULL;
-
-UPDATE agent_actions SET task_id = o.task_id, task_source = 'credential',
-    agent_id = coalesce(agent_actions.agent_id, o.agent_id)
-FROM credential_owner o
-WHERE agent_actions.task_id IS NULL AND agent_actions.credential_id = o.credential_id
-  AND o.task_id IS NOT NULL;
-
-UPDATE credential_events SET task_id = o.task_id, task_source = 'credential',
-    agent_id = coalesce(credential_events.agent_id, o.agent_id)
-FROM credential_owner o
-WHERE credential_events.task_id IS NULL AND credential_events.credential_id = o.credential_id
-  AND o.task_id IS NOT NULL;
+-- Rebuild the rows of `tasks` named in temp table affected_tasks(task_id) from the canonical tables:
+-- explicit start/end events first, then invoke_agent span bounds, then first/last activity.
 
 DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM affected_tasks);
 

@@ -1,0 +1,51 @@
+# chainwatch: every command a newcomer, CI or the README needs. Each target sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.chainwatch-installed
+DB ?= data/warehouse/chainwatch.duckdb
+LANDING ?= data/landing
+SAMPLE_ARGS := --seed 11 --agents 24 --days 3 --actions 12000 --start 2026-11-01
+
+.PHONY: venv demo test lint fmt dev sample clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: run the real Dagster job on the committed sample, print what it found
+demo: venv
+	@test -f data/samples/labels.jsonl || $(BIN)/chainwatch simulate --out data/samples $(SAMPLE_ARGS)
+	rm -rf $(LANDING) $(DB) $(DB).wal
+	mkdir -p $(LANDING)
+	cp -r $$(find data/samples -mindepth 1 -maxdepth 1 -type d) $(LANDING)/
+	$(BIN)/chainwatch run --landing $(LANDING) --db $(DB)
+
+## test: the whole suite, slow tests included (as CI runs it)
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## dev: the Dagster UI with lineage, schedule and sensor (http://127.0.0.1:3000)
+dev: venv
+	mkdir -p .dagster_home
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -m pipelines.definitions
+
+## sample: regenerate the committed sample data
+sample: venv
+	rm -rf data/samples
+	$(BIN)/chainwatch simulate --out data/samples $(SAMPLE_ARGS)
+
+clean:
+	rm -rf $(VENV) data/warehouse $(LANDING) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""chainwatch command-line entry point (the logic lives in detectors/, the Dagster wiring in pipelines/)."""

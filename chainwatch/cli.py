@@ -1,0 +1,158 @@
+"""The `chainwatch` command.
+
+Exit codes: 0 success; 1 the command ran but some input failed (unreadable or unrecognised files,
+failed asset checks); 2 bad arguments or configuration; 3 the warehouse could not be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from detectors.catalog import CatalogError, catalog_report, load_catalog
+from detectors.ingest.formats import FORMATS
+from detectors.ingest.pipeline import IngestError, ingest_paths
+from detectors.settings import SettingsError, load_settings
+from detectors.warehouse import WarehouseError, connect, table_counts
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WAREHOUSE = 0, 1, 2, 3
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _add_common(parser: argparse.ArgumentParser, catalog: bool = False) -> None:
+    parser.add_argument("--db", help="warehouse DuckDB file (default: $CHAINWATCH_DB or data/warehouse/chainwatch.duckdb)")
+    parser.add_argument("--config", help="settings YAML file (default: $CHAINWATCH_CONFIG)")
+    if catalog:
+        parser.add_argument("--catalog", help="tool catalog YAML (default: the shipped catalog)")
+
+
+def _settings(args):
+    return load_settings(args.config, db_path=args.db, catalog_path=getattr(args, "catalog", None))
+
+
+def cmd_simulate(args) -> int:
+    from detectors.simulate import simulate
+
+    summary = simulate(args.out, seed=args.seed, agents=args.agents, days=args.days, actions=args.actions,
+                       start=date.fromisoformat(args.start) if args.start else date(2026, 11, 1))
+    print(f"wrote a simulated fleet to {args.out}")
+    print(summary)
+    return EXIT_OK
+
+
+def cmd_ingest(args) -> int:
+    settings = _settings(args)
+    catalog = load_catalog(settings.catalog_path)
+    con = connect(settings.db_path)
+    report = ingest_paths(con, args.paths, settings, fmt=args.format, catalog=catalog,
+                          progress=(lambda msg: print(msg, file=sys.stderr)) if not args.quiet else None)
+    rows = [(f.source_file, f.source_format or "-", f.records, f.loaded, f.rejected, f.duplicates, f.error or "")
+            for f in report.files]
+    print(_table(["file", "format", "records", "loaded", "rejected", "duplicates", "error"], rows))
+    print(f"\ntotal: {report.total('records')} records, {report.total('loaded')} loaded, "
+          f"{report.total('rejected')} rejected, {report.total('duplicates')} duplicates; "
+          f"{len(report.errors)} file(s) could not be read")
+    _print_counts(con)
+    return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from pipelines.run import run_landing
+
+    settings = _settings(args)
+    outcome = run_landing(args.landing, settings.db_path, catalog_path=args.catalog, config_file=args.config)
+    if not outcome.days:
+        print(f"no files in landing folder {args.landing}")
+        return EXIT_OK
+    print(f"ran Dagster job chainwatch_ingest over {outcome.days[0]} .. {outcome.days[-1]} "
+          f"({len(outcome.days)} day(s)) into {settings.db_path}: {'success' if outcome.success else 'FAILED'}")
+    for check in outcome.failed_checks:
+        kind = "warning" if check.endswith(":ingestion_lag") else "FAILED"
+        print(f"check {kind}: {check}")
+    con = connect(settings.db_path, read_only=True)
+    _print_counts(con)
+    print("\nbusiest tasks:")
+    print(_table(["task_id", "agent_id", "actions", "started_at", "ended_at", "ended_by", "status"],
+                 con.execute("""SELECT task_id, agent_id, actions, started_at, ended_at, end_source, status
+                                FROM tasks ORDER BY actions DESC, task_id LIMIT ?""", [args.top]).fetchall()))
+    # The lag check only warns: backfills of old logs are legitimately late.
+    problems = [c for c in outcome.failed_checks if not c.endswith(":ingestion_lag")]
+    return EXIT_OK if outcome.success and not problems else EXIT_PARTIAL
+
+
+def cmd_catalog_report(args) -> int:
+    settings = _settings(args)
+    con = connect(settings.db_path, read_only=True)
+    rows = catalog_report(con, args.limit)
+    print("tools no catalog entry maps, busiest first (add them to your catalog):")
+    print(_table(["tool", "system", "classified_by", "guessed_class", "actions"], rows))
+    return EXIT_OK
+
+
+def _print_counts(con) -> None:
+    print("\nrows per table:")
+    print(_table(["table", "rows"], sorted(table_counts(con).items())))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chainwatch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a simulated agent fleet's logs in their real formats")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--agents", type=int, default=20)
+    p.add_argument("--days", type=int, default=3)
+    p.add_argument("--actions", type=int, default=5000, help="approximate number of agent actions")
+    p.add_argument("--start", help="first day (YYYY-MM-DD, default 2026-11-01)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("ingest", help="load log files or folders into the warehouse")
+    p.add_argument("paths", nargs="+", help="files or folders (gzipped files too)")
+    p.add_argument("--format", choices=FORMATS, help="skip content detection and parse as this format")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_common(p, catalog=True)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("run", help="run the Dagster ingest job in-process on the landing folder")
+    p.add_argument("--landing", default="data/landing", help="landing folder (default data/landing)")
+    p.add_argument("--top", type=int, default=5, help="how many of the busiest tasks to show")
+    _add_common(p, catalog=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("catalog-report", help="list tools the catalog does not map, by count")
+    p.add_argument("--limit", type=int, default=50)
+    _add_common(p)
+    p.set_defaults(func=cmd_catalog_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `chainwatch` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (SettingsError, CatalogError, IngestError, FileNotFoundError) as exc:
+        print(f"chainwatch: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WarehouseError as exc:
+        print(f"chainwatch: error: {exc}", file=sys.stderr)
+        return EXIT_WAREHOUSE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster wiring for chainwatch: assets, checks, jobs, schedules, sensors and resources only."""

@@ -1,0 +1,24 @@
+"""Everything Dagster loads: `dagster dev -m pipelines.definitions`."""
+
+from dagster import Definitions
+
+from pipelines.canonical.assets import CANONICAL_ASSETS
+from pipelines.ingest.assets import RAW_ASSETS
+from pipelines.jobs import ingest_job
+from pipelines.resources import default_resources
+from pipelines.schedules import daily_ingest_schedule
+from pipelines.sensors import landing_folder_sensor
+
+
+def build_definitions(**resource_overrides) -> Definitions:
+    """Definitions with local resources; overrides (db_path, landing_dir, ...) for runs and tests."""
+    return Definitions(
+        assets=[*RAW_ASSETS, *CANONICAL_ASSETS],
+        jobs=[ingest_job],
+        schedules=[daily_ingest_schedule],
+        sensors=[landing_folder_sensor],
+        resources=default_resources(**resource_overrides),
+    )
+
+
+defs = build_definitions()

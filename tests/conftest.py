@@ -1,0 +1,89 @@
+"""Shared fixtures: a temporary warehouse and a helper that ingests hand-written records."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from detectors.ingest.pipeline import IngestReport, ingest_paths
+from detectors.settings import Settings, load_settings
+from detectors.warehouse import connect
+
+TEST_KEY = "test-hash-key"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a warehouse in a temporary folder, with a fixed hash key."""
+    return load_settings(db_path=tmp_path / "wh" / "chainwatch.duckdb", hash_key=TEST_KEY)
+
+
+@pytest.fixture
+def con(settings: Settings):
+    connection = connect(settings.db_path)
+    yield connection
+    connection.close()
+
+
+def write_lines(path: Path, records: list, *, compress: bool = False) -> Path:
+    """Write records as JSON lines (dicts/lists are dumped; str/bytes written as they are)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunks = []
+    for rec in records:
+        if isinstance(rec, bytes):
+            chunks.append(rec)
+        elif isinstance(rec, str):
+            chunks.append(rec.encode())
+        else:
+            chunks.append(json.dumps(rec).encode())
+    data = b"\n".join(chunks) + b"\n"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def write_json(path: Path, document, *, indent: int | None = 2) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=indent))
+    return path
+
+
+class Ingester:
+    """Ingest files into the test warehouse and query it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, settings: Settings, tmp_path: Path):
+        self.con, self.settings, self.tmp_path = con, settings, tmp_path
+
+    def files(self, *paths: Path, fmt: str | None = None, **overrides) -> IngestReport:
+        settings = self.settings.with_overrides(**overrides) if overrides else self.settings
+        return ingest_paths(self.con, list(paths), settings, fmt=fmt)
+
+    def lines(self, name: str, records: list, **kwargs) -> IngestReport:
+        compress = kwargs.pop("compress", False)
+        return self.files(write_lines(self.tmp_path / "in" / name, records, compress=compress), **kwargs)
+
+    def document(self, name: str, document, **kwargs) -> IngestReport:
+        return self.files(write_json(self.tmp_path / "in" / name, document), **kwargs)
+
+    def rows(self, sql: str, params=None) -> list[dict]:
+        cursor = self.con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def one(self, sql: str, params=None):
+        return self.con.execute(sql, params or []).fetchone()[0]
+
+    def cred_id(self, namespace: str, raw: str) -> str:
+        """The keyed hash chainwatch stores for a raw credential identifier."""
+        import hashlib
+        import hmac
+
+        return "cred_" + hmac.new(self.settings.hash_key.encode(), f"{namespace}:{raw}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@pytest.fixture
+def ingest(con, settings, tmp_path) -> Ingester:
+    return Ingester(con, settings, tmp_path)
