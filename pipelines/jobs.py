@@ -4,13 +4,11 @@ from dagster import AssetSelection, define_asset_job
 
 from pipelines.canonical.assets import GROUP as CANONICAL_GROUP
 from pipelines.ingest.assets import GROUP as RAW_GROUP
-from pipelines.partitions import DAILY
 
 INGEST_JOB_NAME = "chainwatch_ingest"
 
 ingest_job = define_asset_job(
     INGEST_JOB_NAME,
     selection=AssetSelection.groups(RAW_GROUP, CANONICAL_GROUP),
-    partitions_def=DAILY,
     description="Land the day's files from every source and rebuild the canonical tables.",
 )

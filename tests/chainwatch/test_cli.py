@@ -1,0 +1,100 @@
+"""The `chainwatch` command: exit codes, messages that name the bad input, printed summaries."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainwatch.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from tests.conftest import write_lines
+
+NATIVE = [
+    {"record_type": "task", "event_id": "s", "ts": "2026-11-01T09:00:00Z", "event": "start", "task_id": "task-9", "agent_id": "agent-3"},
+    {"record_type": "action", "event_id": "a", "ts": "2026-11-01T09:01:00Z", "agent_id": "agent-3", "task_id": "task-9", "tool": "frobnicate_widget"},
+    {"record_type": "task", "event_id": "e", "ts": "2026-11-01T09:05:00Z", "event": "end", "task_id": "task-9", "status": "completed"},
+]
+
+
+def test_ingest_prints_counts_per_file_and_per_table(tmp_path: Path, capsys):
+    path = write_lines(tmp_path / "in" / "n.jsonl", [*NATIVE, "{oops"])
+    code = main(["ingest", str(path), "--db", str(tmp_path / "w.duckdb"), "-q"])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "total: 4 records, 3 loaded, 1 rejected, 0 duplicates; 0 file(s) could not be read" in out
+    assert re.search(r"agent_actions\s+1\n", out) and re.search(r"rejected_events\s+1\n", out)
+
+
+def test_ingest_exit_code_and_message_for_an_unreadable_file(tmp_path: Path, capsys):
+    good = write_lines(tmp_path / "in" / "n.jsonl", NATIVE)
+    code = main(["ingest", str(good), str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "w.duckdb"), "-q"])
+    captured = capsys.readouterr()
+    assert code == EXIT_PARTIAL
+    assert "nope.jsonl" in captured.out and "1 file(s) could not be read" in captured.out
+
+
+def test_a_malformed_catalog_is_a_usage_error_naming_file_and_field(tmp_path: Path, capsys):
+    catalog = tmp_path / "cat.yaml"
+    catalog.write_text("tools:\n  - {tool: send_email, action: exfiltrate}\n")
+    path = write_lines(tmp_path / "in" / "n.jsonl", NATIVE)
+    code = main(["ingest", str(path), "--db", str(tmp_path / "w.duckdb"), "--catalog", str(catalog)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert str(catalog) in err and "tools[0]" in err and "'action'" in err
+    assert "Traceback" not in err
+
+
+def test_a_bad_setting_is_a_usage_error(tmp_path: Path, capsys):
+    config = tmp_path / "settings.yaml"
+    config.write_text("sts_session_pattern: '(unclosed'\n")
+    code = main(["ingest", str(tmp_path), "--db", str(tmp_path / "w.duckdb"), "--config", str(config)])
+    assert code == EXIT_USAGE
+    assert "sts_session_pattern" in capsys.readouterr().err
+
+
+def test_unknown_format_is_rejected_by_the_parser(tmp_path: Path):
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", str(tmp_path), "--format", "syslog"])
+    assert exc.value.code == 2
+
+
+def test_run_executes_the_dagster_job_and_shows_busiest_tasks(tmp_path: Path, capsys):
+    write_lines(tmp_path / "landing" / "2026-11-01" / "n.jsonl", NATIVE)
+    code = main(["run", "--landing", str(tmp_path / "landing"), "--db", str(tmp_path / "w.duckdb")])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "ran Dagster job chainwatch_ingest over 2026-11-01 .. 2026-11-01 (1 day(s))" in out
+    assert "check warning: agent_actions:ingestion_lag" in out  # the sample is older than a day
+    busiest = out.split("busiest tasks:")[1]
+    assert "task-9" in busiest and "agent-3" in busiest and "task_event" in busiest
+
+
+def test_run_on_a_missing_landing_folder_names_it(tmp_path: Path, capsys):
+    code = main(["run", "--landing", str(tmp_path / "absent"), "--db", str(tmp_path / "w.duckdb")])
+    assert code == EXIT_USAGE
+    assert "absent" in capsys.readouterr().err
+
+
+def test_catalog_report_lists_unmapped_tools_by_count(tmp_path: Path, capsys):
+    path = write_lines(tmp_path / "in" / "n.jsonl", NATIVE)
+    db = str(tmp_path / "w.duckdb")
+    main(["ingest", str(path), "--db", db, "-q"])
+    capsys.readouterr()
+    assert main(["catalog-report", "--db", db]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "frobnicate_widget" in out and "unknown" in out
+
+
+def test_console_script_help_works():
+    result = subprocess.run([sys.executable, "-m", "chainwatch.cli", "--help"], capture_output=True, text=True, check=True)
+    for command in ("simulate", "ingest", "run", "catalog-report"):
+        assert command in result.stdout
+
+
+def test_readme_starts_with_the_two_commands():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    commands = [line.strip() for line in readme.splitlines() if line.strip().startswith("make ")]
+    assert commands[:2] == ["make demo", "make test"]
