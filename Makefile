@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.chainwatch-installed
 DB ?= data/warehouse/chainwatch.duckdb
 LANDING ?= data/landing
-SAMPLE_ARGS := --seed 11 --agents 24 --days 3 --actions 12000 --start 2026-11-01
+SAMPLE_ARGS := --seed 11 --agents 16 --days 2 --actions 3000 --start 2026-11-01
 
 .PHONY: venv demo test lint fmt dev sample clean
 

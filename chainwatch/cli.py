@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from detectors.catalog import CatalogError, catalog_report, load_catalog
@@ -71,7 +71,9 @@ def cmd_run(args) -> int:
     from pipelines.run import run_landing
 
     settings = _settings(args)
-    outcome = run_landing(args.landing, settings.db_path, catalog_path=args.catalog, config_file=args.config)
+    started = datetime.now(UTC).replace(tzinfo=None)
+    outcome = run_landing(args.landing, settings.db_path, catalog_path=args.catalog, config_file=args.config,
+                          log_level="INFO" if args.verbose else "WARNING")
     if not outcome.days:
         print(f"no files in landing folder {args.landing}")
         return EXIT_OK
@@ -81,6 +83,11 @@ def cmd_run(args) -> int:
         kind = "warning" if check.endswith(":ingestion_lag") else "FAILED"
         print(f"check {kind}: {check}")
     con = connect(settings.db_path, read_only=True)
+    print("\nrecords per source format in this run:")
+    print(_table(["format", "files", "records", "loaded", "rejected", "duplicates"], con.execute(
+        """SELECT source_format, count(*), sum(records), sum(loaded), sum(rejected), sum(duplicates)
+           FROM ingest_files WHERE started_at >= ? GROUP BY 1 ORDER BY 1""", [started]).fetchall()))
+    print("(duplicates: ids seen before; each Vault request entry pairs with its response entry)")
     _print_counts(con)
     print("\nbusiest tasks:")
     print(_table(["task_id", "agent_id", "actions", "started_at", "ended_at", "ended_by", "status"],

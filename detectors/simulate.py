@@ -17,14 +17,13 @@ import gzip
 import hashlib
 import heapq
 import hmac
-import io
 import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 SCENARIOS: tuple[str, ...] = (
     "credential_outlived_task",
@@ -58,8 +57,18 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 # Relative task arrival rate per UTC hour of the day, and for Saturday/Sunday.
 _HOUR_WEIGHTS = (0.04,) * 6 + (0.2, 0.5) + (1.0,) * 10 + (0.5, 0.3, 0.2) + (0.08,) * 3
 _WEEKEND_WEIGHT = 0.35
+_WRITE_BATCH = 256 * 1024  # characters buffered per open file before a write
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+if json.encoder.c_make_encoder is not None:  # skip building an encoder per call: ~2x faster
+    _c_encode = json.encoder.c_make_encoder(
+        None, None, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+
+    def _dumps(o: Any) -> str:  # noqa: F811
+        return "".join(_c_encode(o, 0))
+
+
 _B64_TO_ALNUM = bytes.maketrans(b"+/", b"Xq")
 
 
@@ -144,7 +153,7 @@ _TOOLS: dict[str, _Tool] = {
         # Rare but benign.
         "calculator": ("function", "read", (1, 10)),
         "translate_text": ("function", "read", (200, 1500)),
-        "generate_chart": ("function", "write", (300, 3000)),
+        "generate_chart": ("function", "read", (300, 3000)),
         # MCP tools, "<server>.<tool>".
         "github.get_pull_request": ("", "read", (150, 900)),
         "github.get_file_contents": ("", "read", (100, 800)),
@@ -169,17 +178,18 @@ _TOOLS: dict[str, _Tool] = {
         "pagerduty.get_incident": ("", "read", (150, 800)),
         "sentry.get_issue_details": ("", "read", (150, 900)),
         "gdrive.search_files": ("", "read", (200, 1200)),
+        "linear.list_issues": ("", "read", (200, 900)),
         "linear.create_issue": ("", "write", (250, 1000)),
+        "notion.search": ("", "read", (200, 1200)),
         "notion.create_page": ("", "write", (250, 1200)),
     }.items()
 }
 _MCP_SERVERS: tuple[str, ...] = tuple(dict.fromkeys(t.server for t in _TOOLS.values() if t.server))
+# The first read-only tool of each MCP server (every server has one).
 _MCP_READ_TOOL = {
     s: next(k for k, t in _TOOLS.items() if t.server == s and t.effect == "read")
     for s in _MCP_SERVERS
-    if any(t.server == s and t.effect == "read" for t in _TOOLS.values())
 }
-_MCP_ANY_TOOL = {s: next(k for k, t in _TOOLS.items() if t.server == s) for s in _MCP_SERVERS}
 _AWS_TOOLS = frozenset(
     (
         "s3_get_object",
@@ -389,7 +399,6 @@ _AGENT_NAMES = (
     "tundra",
 )
 _MODELS = ("gpt-4o-2024-08-06", "claude-sonnet-4-5", "gemini-2.5-pro", "gpt-4.1-mini")
-_REGIONS = ("us-east-1", "us-east-1", "us-west-2", "eu-west-1")
 _LEAK_NETS = ("203.0.113.", "198.51.100.", "192.0.2.")
 _LEAK_UAS = (
     "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1016 exe/x86_64.ubuntu.22 prompt/off",
@@ -448,35 +457,44 @@ class _Clock:
 
 
 class _DayFile:
+    """One output file; lines are batched because many small writes are the slow part."""
+
     def __init__(self, path: Path, kind: int, compress: bool) -> None:
         self.kind = kind
-        raw = open(path, "wb")
-        self._raw = raw
+        self._raw = open(path, "wb")
         # mtime=0 and no file name in the gzip header keep the bytes identical run to run.
-        stream = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+        self._stream: BinaryIO = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
             if compress
-            else raw
+            else self._raw
         )
-        self._stream = stream
-        self.fh: TextIO = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+        self._buf: list[str] = ['{"Records":['] if kind == _CLOUDTRAIL else []
+        self._size = 0
         self._first = True
-        if kind == _CLOUDTRAIL:
-            self.fh.write('{"Records":[')
 
     def write(self, line: str) -> None:
+        buf = self._buf
         if self.kind == _CLOUDTRAIL:
-            self.fh.write(("\n" if self._first else ",\n") + line)
+            buf.append("\n" if self._first else ",\n")
             self._first = False
-        else:
-            self.fh.write(line + "\n")
+        buf.append(line)
+        if self.kind != _CLOUDTRAIL:
+            buf.append("\n")
+        self._size += len(line)
+        if self._size > _WRITE_BATCH:
+            self._drain()
+
+    def _drain(self) -> None:
+        self._stream.write("".join(self._buf).encode("utf-8"))
+        self._buf.clear()
+        self._size = 0
 
     def close(self) -> None:
         if self.kind == _CLOUDTRAIL:
-            self.fh.write("\n]}\n")
-        self.fh.close()  # closes the gzip stream too; the raw file stays open for GzipFile
-        if not self._raw.closed:
-            self._raw.close()
+            self._buf.append("\n]}\n")
+        self._drain()
+        self._stream.close()
+        self._raw.close()
 
 
 class _Sinks:
@@ -614,7 +632,6 @@ class _Cred:
     accessor: str = ""  # Vault: HMAC'd accessor
     auth_json: str = ""  # Vault: the request entries' "auth" block, serialised once
     identity_json: str = ""  # AWS: the "userIdentity" block, serialised once
-    renewals: int = 0
 
 
 @dataclass
@@ -630,10 +647,8 @@ class _Task:
     slow: float = 1.0  # think-time multiplier (long tasks)
     cred: _Cred | None = None
     borrowed: _Cred | None = None  # another task's credential used on purpose (scenarios)
-    issued: list[_Cred] = field(default_factory=list)
     leases: list[str] = field(default_factory=list)
     mcp_sessions: dict[str, str] = field(default_factory=dict)
-    failed: bool = False
     error_type: str | None = None
 
 
@@ -647,6 +662,8 @@ class _Followup:
 
 
 class _Simulator:
+    """The fleet, its RNG and counters; generates one task at a time into the sinks."""
+
     def __init__(
         self, seed: int, n_agents: int, start: date, sinks: _Sinks, labels: TextIO | None
     ) -> None:
@@ -661,8 +678,11 @@ class _Simulator:
         self.tool_actions = self.vault_requests = self.vault_entries = 0
         self.cloudtrail_records = self.task_events = self.tasks = 0
         self.scenarios: dict[str, int] = {}
+        self.run_end = 2**62  # set by simulate(); after-effects of scenarios stay before it
         self._task_seq = 0
+        self._assumed = self._assume_denied = 0
         self._scheduled: list[tuple[int, int, _Followup]] = []
+        self._sched_seq = 0
         self._role_ids = {r.name: "AROA" + self._upper(17) for r in _ROLES}
         self._approle_ids = {r.name: self._hmac(self._uuid()) for r in _ROLES}
         self.agents = [self._make_agent(i) for i in range(1, n_agents + 1)]
@@ -724,7 +744,8 @@ class _Simulator:
         servers = {t.server for s in role.steps for k in s.options if (t := _TOOLS[k]).server}
         return _Agent(
             agent_id=f"agent-{i:03d}",
-            name=f"{role.name}-{_AGENT_NAMES[(i - 1) % len(_AGENT_NAMES)]}",
+            name=f"{role.name}-{_AGENT_NAMES[(i - 1) % len(_AGENT_NAMES)]}"
+            + (f"-{i}" if i > len(_AGENT_NAMES) else ""),
             role=role,
             service=f"{role.name}-agent",
             version=f"1.{self._ri(0, 9)}.{self._ri(0, 20)}",
@@ -768,52 +789,38 @@ class _Simulator:
                 "aws", key, agent, None, created, 2**62, identity_json=identity
             )
             agent.legacy_until = 2**62
-            admin = self._admin_identity()
-            self._ct(
-                created,
-                admin,
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                {"userName": agent.iam_user},
-                {
-                    "accessKey": {
-                        "accessKeyId": key,
-                        "createDate": self.clock.aws_human(created, comma=self._rand() < 0.5),
-                        "status": "Active",
-                        "userName": agent.iam_user,
-                    }
-                },
-                "198.51.100.77",
-                _dumps("console.amazonaws.com"),
-                region="us-east-1",
-                read_only=False,
-                management=True,
-            )
+            response = {
+                "accessKey": {
+                    "accessKeyId": key,
+                    "createDate": self.clock.aws_human(created, comma=self._rand() < 0.5),
+                    "status": "Active",
+                    "userName": agent.iam_user,
+                }
+            }
+            self._admin_call(created, "CreateAccessKey", {"userName": agent.iam_user}, response)
             if n == 0:  # the first key is rotated out near the end of the run; the second stays
                 off = max(created + _HOUR, run_end - self._ri(3, 8) * _HOUR)
                 agent.legacy_until = off
-                params = {"userName": agent.iam_user, "accessKeyId": key, "status": "Inactive"}
-                for t, name, p in (
-                    (off, "UpdateAccessKey", params),
-                    (
-                        off + 20 * _MIN,
-                        "DeleteAccessKey",
-                        {k: params[k] for k in params if k != "status"},
-                    ),
-                ):
-                    self._ct(
-                        t,
-                        admin,
-                        "iam.amazonaws.com",
-                        name,
-                        p,
-                        None,
-                        "198.51.100.77",
-                        _dumps("console.amazonaws.com"),
-                        region="us-east-1",
-                        read_only=False,
-                        management=True,
-                    )
+                params = {"userName": agent.iam_user, "accessKeyId": key}
+                self._admin_call(off, "UpdateAccessKey", {**params, "status": "Inactive"}, None)
+                self._admin_call(off + 20 * _MIN, "DeleteAccessKey", params, None)
+
+    def _admin_call(
+        self, t: int, name: str, params: dict[str, Any], response: dict[str, Any] | None
+    ) -> None:
+        """An IAM call by the platform administrator, from the console."""
+        self._ct(
+            t,
+            self._admin_identity(),
+            "iam.amazonaws.com",
+            name,
+            params,
+            response,
+            "198.51.100.77",
+            '"console.amazonaws.com"',
+            read_only=False,
+            management=True,
+        )
 
     def _admin_identity(self) -> str:
         return _dumps(
@@ -1015,7 +1022,6 @@ class _Simulator:
         )
         auth_json = _dumps(new_auth)  # later requests carry the same block
         cred = _Cred("vault", token, agent, task.task_id, t, t + ttl_s * _S, accessor, auth_json)
-        task.issued.append(cred)
         task.now = t2
         return cred
 
@@ -1034,7 +1040,10 @@ class _Simulator:
         caller = self._runtime_identity(agent, t)
         resources = [{"accountId": self.account, "type": "AWS::IAM::Role", "ARN": role_arn}]
         ip = self._pick(agent.ips)
-        if self._rand() < 0.006:  # a transient denial; the runtime retries a moment later
+        self._assumed += 1
+        # A transient denial (the runtime retries a moment later): rare, but in every run.
+        if self._rand() < 0.008 or (self._assumed == 12 and not self._assume_denied):
+            self._assume_denied += 1
             self._ct(
                 t,
                 caller,
@@ -1100,7 +1109,6 @@ class _Simulator:
             }
         )
         cred = _Cred("aws", key, agent, task.task_id, t, expires, identity_json=identity)
-        task.issued.append(cred)
         task.now = t + self._ri(50, 400) * 1000
         return cred
 
@@ -1283,15 +1291,53 @@ class _Simulator:
                 else pick(role.secrets or ("prod/shared/config",))
             }
         if key.startswith("github."):
-            return {
-                "owner": "acme",
-                "repo": pick(("platform", "web", "billing")),
-                "pull_number": ri(100, 4000),
-            }
-        if key.startswith("jira.") or key.startswith("linear."):
-            return {"issue_key": f"{pick(('SUP', 'OPS', 'FIN'))}-{ri(100, 9999)}"}
+            args = {"owner": "acme", "repo": pick(("platform", "web", "billing"))}
+            if name == "get_file_contents":
+                args["path"] = pick(("src/api/handlers.py", "deploy/values.yaml", "README.md"))
+            elif name == "search_code":
+                args["q"] = pick(("retry_policy", "AWS_SECRET", "def handle_refund"))
+            elif name == "create_pull_request":
+                args |= {
+                    "title": "Automated fix",
+                    "head": f"agent/fix-{ri(1, 9999)}",
+                    "base": "main",
+                }
+            else:
+                args["pull_number"] = ri(100, 4000)
+                if name == "create_review_comment":
+                    args["body_chars"] = ri(40, 1200)
+            return args
+        if key.startswith(("jira.", "linear.")):
+            args = {"issue_key": f"{pick(('SUP', 'OPS', 'FIN'))}-{ri(100, 9999)}"}
+            if name == "search_issues":
+                args = {
+                    "jql": "project = SUP AND status = Open ORDER BY created DESC",
+                    "max_results": 20,
+                }
+            elif name in ("add_comment", "create_issue"):
+                args["body_chars"] = ri(40, 2000)
+            return args
         if key.startswith("hubspot."):
+            if name == "update_contact":
+                return {
+                    "contact_id": str(ri(10**6, 10**7)),
+                    "properties": {"lifecyclestage": "lead"},
+                }
             return {"query": pick(("lifecycle:lead", "company:northwind", "owner:me")), "limit": 25}
+        if key.startswith("pagerduty."):
+            return {"incident_id": "P" + self._upper(6)}
+        if key.startswith("sentry."):
+            return {"issue_id": str(ri(10**9, 10**10)), "organization": "acme"}
+        if key.startswith("confluence."):
+            return {"cql": f'text ~ "{pick(role.queries)}"', "space": pick(("SUP", "ENG", "FIN"))}
+        if key.startswith("slack."):
+            return {"channel": pick(role.channels), "limit": 50}
+        if key.startswith("gdrive."):
+            return {"query": pick(role.queries), "page_size": 10}
+        if key.startswith("notion."):
+            return {"parent_id": self._hex(32), "title": "Agent notes"}
+        if key.startswith("salesforce."):
+            return {"soql": "SELECT Id, Name FROM Account WHERE LastModifiedDate = TODAY"}
         if key == "calculator":
             return {"expression": f"{ri(1, 9999)} * 1.{ri(1, 25):02d}"}
         if key == "translate_text":
@@ -1304,11 +1350,11 @@ class _Simulator:
         tool = _TOOLS[key]
         agent = task.agent
         self._refresh(task)
-        gap = self._ri(2000, 40000) * 1000
+        gap = self._ri(2_000_000, 40_000_000)  # the model thinking between calls
         task.now += int(gap * task.slow) + opts.get("wait", 0)
         start = task.now
         lo, hi = tool.latency_ms
-        end = start + self._ri(lo, hi) * 1000
+        end = start + self._ri(lo * 1000, hi * 1000)
         args = self._args(task, key, opts)
         error: str | None = None
         status_msg = ""
@@ -1323,7 +1369,7 @@ class _Simulator:
             request = self._vault_request_for(task, key, args, borrowed=bool(opts.get("borrowed")))
             if request is not None:
                 op, path, data, response = request
-                denied = self._rand() < 0.01
+                denied = self._rand() < 0.02
                 self._vault(
                     start + self._ri(1, 5) * 1000,
                     cred,
@@ -1395,7 +1441,7 @@ class _Simulator:
         self, cred: _Cred, t: int, key: str, args: dict[str, Any], ip: str, ua: str
     ) -> tuple[str | None, str]:
         """The CloudTrail records one AWS tool call makes."""
-        denied = self._rand() < 0.01
+        denied = self._rand() < 0.02
         region = "us-east-1"
         if key.startswith("s3_"):
             bucket = args["bucket"]
@@ -1508,13 +1554,13 @@ class _Simulator:
             if session is None:
                 session = task.mcp_sessions[tool.server] = self._hex(32)
             attrs.append(_sattr("mcp.session.id", session))
-            rpc_id = _dumps(_intval(self._ri(2, 400), self._rand() < 0.3))
+            rpc_id = _intval_json(self._ri(2, 400), self._rand() < 0.3)
             attrs.append('{"key":"jsonrpc.request.id","value":' + rpc_id + "}")
         if task.tag_spans:
             attrs.append(_sattr("gen_ai.agent.id", task.agent.agent_id))
             attrs.append(_sattr("chainwatch.task.id", task.task_id))
         if retry:
-            attempt = _dumps(_intval(retry, self._rand() < 0.3))
+            attempt = _intval_json(retry, self._rand() < 0.3)
             attrs.append('{"key":"chainwatch.retry","value":{"boolValue":true}}')
             attrs.append('{"key":"chainwatch.retry.attempt","value":' + attempt + "}")
         if error:
@@ -1545,7 +1591,7 @@ class _Simulator:
             plan.insert(self._ri(0, len(plan)), (self._pick(_RARE_TOOLS), {}))
         return plan
 
-    def _new_task(self, agent: _Agent, start: int) -> _Task:
+    def _new_task(self, agent: _Agent, start: int, long_ok: bool) -> _Task:
         self._task_seq += 1
         task_id = f"task-{self.clock.day_str(start).replace('-', '')}-{self._task_seq:06d}"
         return _Task(
@@ -1557,7 +1603,7 @@ class _Simulator:
             root_id=self._hex(16),
             spans=[],
             tag_spans=self._rand() < 0.1,
-            slow=self._pick((8.0, 15.0, 30.0)) if self._rand() < 0.005 else 1.0,
+            slow=self._pick((8.0, 15.0, 30.0)) if long_ok and self._rand() < 0.005 else 1.0,
         )
 
     def run_task(
@@ -1568,7 +1614,9 @@ class _Simulator:
         followup: _Followup | None = None,
     ) -> None:
         """Generate one task end to end and push all its lines."""
-        task = self._new_task(agent, start)
+        # Rare long tasks, but not late in the run (nothing may spill past its last day).
+        long_ok = followup is None and start < self.run_end - 8 * _HOUR
+        task = self._new_task(agent, start, long_ok)
         role = agent.role
         self.tasks += 1
         self._native(start, "start", task)
@@ -1593,10 +1641,10 @@ class _Simulator:
             task.now += self._ri(20, 900) * 1000
         else:
             task.cred = self._issue(task, ttl_s, long_lived=keep)
-        if followup is not None and followup.mode == "share":
+        if followup is not None:
+            # Calls that surely go through the other task's credential (whatever the plan holds).
             task.borrowed = followup.cred
-            n = self._ri(2, 3)
-            for _ in range(n):
+            for _ in range(self._ri(2, 3)):
                 plan.insert(self._ri(0, len(plan)), self._borrowed_step(followup.cred))
 
         # Failure / cancellation point.
@@ -1698,6 +1746,13 @@ class _Simulator:
         """Change a task's plan so that it contains the scenario's action chain."""
         role = task.agent.role
         plan = [(k, dict(o)) for k, o in plan]
+        if scenario in (
+            "read_write_delegate",
+            "approval_retained_access",
+            "sensitive_read_then_egress",
+        ):
+            # Keep the chain of interest from also writing to many systems by accident.
+            plan = [s for s in plan if s[0] not in ("slack_post", "share_document")]
         if scenario == "sensitive_read_then_egress":
             egress = (
                 ("send_email", {"external": True})
@@ -1734,10 +1789,10 @@ class _Simulator:
             servers = list(_MCP_SERVERS)
             self.rng.shuffle(servers)
             for server in servers[: self._ri(5, 8)]:
-                plan.insert(self._ri(0, len(plan)), (_MCP_ANY_TOOL[server], {}))
+                plan.insert(self._ri(0, len(plan)), (_MCP_READ_TOOL[server], {}))
         elif scenario == "approval_retained_access":
             first = ("query_db", {"approval": True})
-            after = [("update_record", {}), ("http_post", {}), (self._sensitive_read(role))]
+            after = [("update_record", {}), self._sensitive_read(role), ("query_db", {})]
             plan += [first, *after[: self._ri(2, 3)]]
         return plan
 
@@ -1748,19 +1803,14 @@ class _Simulator:
         if scenario == "credential_outlived_task":
             note = "not revoked at task end; TTL of hours"
             if cred is not None and self._rand() < 0.7:
-                self._misuse(
-                    cred,
-                    end + self._ri(20, 240) * _MIN,
-                    self._ri(1, 4),
-                    agent.ips,
-                    agent.user_agent,
-                )
+                delay = self._ri(20, 240) * _MIN
+                self._misuse(cred, end, delay, self._ri(1, 4), agent.ips, agent.user_agent)
                 note += "; used again after the task ended"
             self._label(scenario, task, cred, note)
         elif scenario == "credential_reused_by_other_task":
             assert cred is not None
-            start = end + self._ri(10, 180) * _MIN
-            self._schedule(start, _Followup(agent, cred, "reuse"))
+            start = min(end + self._ri(10, 180) * _MIN, self._last_followup)
+            self._schedule(max(start, end + _MIN), _Followup(agent, cred, "reuse"))
             self._label(
                 scenario, task, cred, "a later task of the same agent reuses this credential"
             )
@@ -1769,20 +1819,14 @@ class _Simulator:
             others = [a for a in self.agents if a is not agent and a.role.cred == cred.ns]
             other = self._pick(others or [a for a in self.agents if a is not agent])
             # May overlap the task itself: both agents hold the credential at once.
-            start = task.start + self._ri(2, 120) * _MIN
-            self._schedule(start, _Followup(other, cred, "share"))
+            start = min(task.start + self._ri(2, 120) * _MIN, self._last_followup)
+            self._schedule(max(start, task.start + _MIN), _Followup(other, cred, "share"))
             self._label(scenario, task, cred, f"also used by {other.agent_id}")
         elif scenario == "leaked_credential_new_ip":
             assert cred is not None
             ip = self._pick(_LEAK_NETS) + str(self._ri(2, 254))
-            self._misuse(
-                cred,
-                end + self._ri(10, 360) * _MIN,
-                self._ri(2, 6),
-                (ip,),
-                _dumps(self._pick(_LEAK_UAS)),
-                leaked=True,
-            )
+            delay, ua = self._ri(10, 360) * _MIN, _dumps(self._pick(_LEAK_UAS))
+            self._misuse(cred, end, delay, self._ri(2, 6), (ip,), ua, leaked=True)
             self._label(scenario, task, cred, f"used from {ip} after the task ended")
         elif scenario == "approval_retained_access":
             self._label(
@@ -1803,85 +1847,112 @@ class _Simulator:
     def _misuse(
         self,
         cred: _Cred,
-        t: int,
+        after: int,
+        delay: int,
         n: int,
         ips: tuple[str, ...],
         user_agent: str,
         leaked: bool = False,
     ) -> None:
-        """Uses of a kept credential outside any task (no spans): by its owner or by an attacker."""
-        limit = cred.expires - _MIN
-        role = cred.owner.role
+        """n uses of a kept credential, outside any task (no spans), starting delay after `after`.
+
+        By its owner or by an attacker. They fall before the credential expires and the run ends,
+        squeezed closer to `after` when needed; the first one always happens.
+        """
+        limit = min(cred.expires, self.run_end) - _MIN
+        t = after + delay
+        if t >= limit:
+            t = after + max(_S, (limit - after) // 2)
         for i in range(n):
-            if t >= limit:
+            if t >= limit and i:
                 break
             ip = self._pick(ips)
             if cred.ns == "vault":
-                if leaked and i == 0:
-                    path, op = "auth/token/lookup-self", "read"
-                else:
-                    path = (
-                        _SENSITIVE["vault_secret"]
-                        if leaked
-                        else self._pick(role.secrets or ("secret/data/shared/config",))
-                    )
-                    op = "read"
-                self._vault(
-                    t,
-                    cred,
-                    ip,
-                    op,
-                    path,
-                    response={"data": {"data": {"api_key": self._hmac(path)}}},
-                )
+                self._vault_misuse(cred, t, ip, i if leaked else -1)
             else:
-                if leaked and i == 0:
-                    self._ct(
-                        t,
-                        cred.identity_json,
-                        "sts.amazonaws.com",
-                        "GetCallerIdentity",
-                        None,
-                        None,
-                        ip,
-                        user_agent,
-                        management=True,
-                    )
-                else:
-                    bucket = (
-                        _SENSITIVE["bucket"]
-                        if leaked
-                        else self._pick(role.buckets or ("acme-analytics-lake",))
-                    )
-                    key = f"exports/customers-2026-{self._ri(1, 10):02d}.csv"
-                    self._ct(
-                        t,
-                        cred.identity_json,
-                        "s3.amazonaws.com",
-                        "GetObject",
-                        {
-                            "bucketName": bucket,
-                            "Host": f"{bucket}.s3.us-east-1.amazonaws.com",
-                            "key": key,
-                        },
-                        None,
-                        ip,
-                        user_agent,
-                        resources=[
-                            {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"}
-                        ],
-                    )
-            t += self._ri(5, 900) * _S
+                self._aws_misuse(cred, t, ip, user_agent, i if leaked else -1)
+            t += min(self._ri(5, 900) * _S, max(_S, (limit - t) // n))
+
+    def _vault_misuse(self, cred: _Cred, t: int, ip: str, step: int) -> None:
+        """One out-of-task Vault request; step >= 0 is an attacker's step-th move."""
+        if step == 0:  # what is this token allowed to do?
+            self._vault(
+                t,
+                cred,
+                ip,
+                "read",
+                "auth/token/lookup-self",
+                response={"data": {"id": cred.source_id, "policies": ["default"]}},
+            )
+            return
+        if step == 1:
+            self._vault(t, cred, ip, "list", "secret/metadata/", denied=True)
+            return
+        roles = cred.owner.role.secrets or ("secret/data/shared/config",)
+        path = _SENSITIVE["vault_secret"] if step > 0 else self._pick(roles)
+        self._vault(
+            t, cred, ip, "read", path, response={"data": {"data": {"api_key": self._hmac(path)}}}
+        )
+
+    def _aws_misuse(self, cred: _Cred, t: int, ip: str, ua: str, step: int) -> None:
+        """One out-of-task AWS call; step >= 0 is an attacker's step-th move."""
+        ident = cred.identity_json
+        if step == 0:
+            self._ct(
+                t,
+                ident,
+                "sts.amazonaws.com",
+                "GetCallerIdentity",
+                None,
+                None,
+                ip,
+                ua,
+                management=True,
+            )
+            return
+        if step == 1:
+            message = (
+                f"User: {_arn_of(ident)} is not authorized to perform: iam:ListUsers on resource: "
+                f"arn:aws:iam::{self.account}:user/ because no identity-based policy allows the action"
+            )
+            self._ct(
+                t,
+                ident,
+                "iam.amazonaws.com",
+                "ListUsers",
+                None,
+                None,
+                ip,
+                ua,
+                management=True,
+                error=("AccessDenied", message),
+            )
+            return
+        if step > 0:
+            bucket, key = _SENSITIVE["bucket"], f"exports/customers-2026-{self._ri(1, 10):02d}.csv"
+        else:
+            bucket = self._pick(cred.owner.role.buckets or ("acme-analytics-lake",))
+            key = f"daily/part-{self._ri(0, 9999):05d}.parquet"
+        params = {"bucketName": bucket, "Host": f"{bucket}.s3.us-east-1.amazonaws.com", "key": key}
+        resources = [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"}]
+        self._ct(
+            t, ident, "s3.amazonaws.com", "GetObject", params, None, ip, ua, resources=resources
+        )
+
+    @property
+    def _last_followup(self) -> int:
+        return self.run_end - 45 * _MIN
 
     def _schedule(self, start: int, followup: _Followup) -> None:
-        heapq.heappush(self._scheduled, (start, self._task_seq, followup))
+        self._sched_seq += 1
+        heapq.heappush(self._scheduled, (start, self._sched_seq, followup))
 
     def _push_trace(self, task: _Task, end: int, status: str) -> None:
         """The task's OTLP export: one document holding the root span and its tool spans."""
         agent = task.agent
         numeric = self._rand() < 0.15  # this exporter writes intValue as JSON numbers
-        tokens_in = _dumps(_intval(self._ri(800, 60000), numeric))
-        tokens_out = _dumps(_intval(self._ri(100, 6000), numeric))
+        tokens_in = _intval_json(self._ri(800, 60000), numeric)
+        tokens_out = _intval_json(self._ri(100, 6000), numeric)
         attrs = [
             agent.root_attrs_json,
             _sattr("gen_ai.conversation.id", "conv_" + self._hex(20)),
@@ -1939,8 +2010,9 @@ def _nanos(t_us: int, as_number: bool) -> str:
     return str(ns) if as_number else f'"{ns}"'
 
 
-def _intval(v: int, as_number: bool) -> dict[str, Any]:
-    return {"intValue": v if as_number else str(v)}
+def _intval_json(v: int, as_number: bool) -> str:
+    """An OTLP intValue as JSON: a string (proto3 JSON for int64) or, from some exporters, a number."""
+    return f'{{"intValue":{v}}}' if as_number else f'{{"intValue":"{v}"}}'
 
 
 def _anyvalue(v: Any) -> dict[str, Any]:
@@ -1976,6 +2048,8 @@ def _arrivals(sim: _Simulator, n_tasks: float, days: int) -> Iterator[int]:
         for h in range(24):
             rate = per_day * _HOUR_WEIGHTS[h] / total_hour  # expected tasks in this hour
             base = sim.t0 + d * _DAY + h * _HOUR
+            if base >= sim.run_end - _HOUR:
+                return  # the last hour stays quiet so that every task ends inside the run
             x = rng.expovariate(rate)
             while x < 1.0:
                 yield base + int(x * _HOUR)
@@ -2018,8 +2092,8 @@ def simulate(
     sinks = _Sinks(out, gzip_cloudtrail)
     with open(out / "labels.jsonl", "w", encoding="utf-8", newline="\n") as labels:
         sim = _Simulator(seed, agents, start, sinks, labels)
-        run_end = sim.t0 + days * _DAY
-        sim.setup_legacy_keys(run_end)
+        sim.run_end = sim.t0 + days * _DAY
+        sim.setup_legacy_keys(sim.run_end)
         feasible = [s for s in SCENARIOS if agents > 1 or s != "credential_shared_across_agents"]
         # One forced instance of each scenario, spread over the first tasks (or 80 % of the run).
         span = 190 if n_est < 400 else int(0.8 * n_est)
@@ -2052,10 +2126,11 @@ def simulate(
         first_day = sim.t0 // _DAY
         sinks.close(range(first_day, first_day + days))
 
-    gz = " --gzip-cloudtrail" if gzip_cloudtrail else ""
+    start_arg = f" --start {start.isoformat()}" if start != date(2026, 11, 1) else ""
+    gz = ", CloudTrail gzipped" if gzip_cloudtrail else ""
     (out / "README.md").write_text(
         f"Generated by `chainwatch simulate --out <this directory> --seed {seed} --agents {agents} "
-        f"--days {days} --actions {actions}{gz}` (start {start.isoformat()}).\n",
+        f"--days {days} --actions {actions}{start_arg}` (start {start.isoformat()}{gz}).\n",
         encoding="utf-8",
     )
     files = sorted({*sinks.files, "labels.jsonl", "README.md"})

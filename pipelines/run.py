@@ -24,7 +24,8 @@ class RunOutcome:
 
 
 def run_landing(landing_dir: str | Path, db_path: str | Path, *, catalog_path: str | None = None,
-                config_file: str | None = None, days: list[date] | None = None) -> RunOutcome:
+                config_file: str | None = None, days: list[date] | None = None,
+                log_level: str = "WARNING") -> RunOutcome:
     """Execute the Dagster ingest job for every day with files in ``landing_dir`` (one run)."""
     landing = Path(landing_dir)
     if not landing.is_dir():
@@ -43,6 +44,7 @@ def run_landing(landing_dir: str | Path, db_path: str | Path, *, catalog_path: s
                 "dagster/asset_partition_range_end": days[-1].isoformat(),
             },
             raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         failed = [
             f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"

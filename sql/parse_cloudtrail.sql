@@ -84,7 +84,11 @@ SELECT *,
     (r.eventSource ->> '$') AS event_source,
     (r.eventName ->> '$') AS event_name,
     regexp_extract(session_name, $sts_session_pattern, $sts_agent_group) AS session_agent,
-    regexp_extract(session_name, $sts_session_pattern, $sts_task_group) AS session_task,
+    coalesce(nullif(regexp_extract(session_name, $sts_session_pattern, $sts_task_group), ''),
+             -- An STS issuance made for a task belongs to that task even if its caller does not.
+             CASE WHEN (r.eventSource ->> '$') = 'sts.amazonaws.com' THEN
+                 regexp_extract(coalesce((r.requestParameters ->> 'roleSessionName'), ''), $sts_session_pattern, $sts_task_group) END
+    ) AS session_task,
     cw_hash('aws', r.userIdentity.accessKeyId) AS caller_credential_id
 FROM ct_valid WHERE reason IS NULL;
 
