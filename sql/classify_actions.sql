@@ -9,7 +9,8 @@ SELECT DISTINCT tool, system FROM p_actions;
 
 CREATE OR REPLACE TEMP TABLE tool_class AS
 WITH matched AS (
-    SELECT p.tool, p.system, c.entry_no, c.action_class, c.sensitivity, c.external, c.destination_args
+    SELECT p.tool, p.system, c.entry_no, c.system AS catalog_system, c.action_class, c.sensitivity, c.external,
+           c.destination_args
     FROM tool_pairs p JOIN catalog c
       ON (p.tool = c.tool_pattern OR (c.is_glob AND p.tool GLOB c.tool_pattern))
      AND (c.system_pattern IS NULL OR coalesce(p.system, '') GLOB c.system_pattern)
@@ -22,7 +23,7 @@ WITH matched AS (
                                           '[^A-Za-z0-9]+', '_', 'g')), '_') AS tokens
     FROM tool_pairs
 )
-SELECT w.tool, w.system, m.entry_no, m.action_class AS catalog_class, m.sensitivity AS catalog_sensitivity,
+SELECT w.tool, w.system, m.entry_no, m.catalog_system, m.action_class AS catalog_class, m.sensitivity AS catalog_sensitivity,
     m.external AS catalog_external, m.destination_args,
     list_filter(list_transform(w.tokens, t -> CASE
         WHEN t IN ('assume', 'issue', 'token', 'tokens', 'login', 'mint', 'impersonate', 'credential', 'credentials', 'rotate') THEN 'credential'
@@ -37,7 +38,7 @@ FROM words w LEFT JOIN matched m ON m.tool = w.tool AND m.system IS NOT DISTINCT
 
 CREATE OR REPLACE TEMP TABLE p_actions_classified AS
 WITH joined AS (
-    SELECT a.*, t.entry_no, t.catalog_class, t.catalog_sensitivity, t.catalog_external, t.name_class,
+    SELECT a.* EXCLUDE (system), coalesce(t.catalog_system, a.system) AS system, t.entry_no, t.catalog_class, t.catalog_sensitivity, t.catalog_external, t.name_class,
         CASE WHEN a.hint_destructive THEN 'delete'
              WHEN a.hint_read_only THEN 'read'
              WHEN a.hint_read_only = false THEN 'write' END AS annotation_class,

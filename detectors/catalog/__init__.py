@@ -21,10 +21,12 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One mapping from a tool (exact name or glob, optionally per system) to its meaning."""
+    """One mapping from a tool (exact name or glob, optionally only when seen on a system) to the
+    system it belongs to, its action class, sensitivity, externality and destination arguments."""
 
     entry_no: int
     tool: str
+    when_system: str | None
     system: str | None
     action: str | None
     sensitivity: str | None
@@ -67,12 +69,15 @@ def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
     where = f"{path}: tools[{index}]"
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: an entry is a mapping")
-    unknown = set(raw) - {"tool", "system", "action", "sensitivity", "external", "destination_args", "note"}
+    unknown = set(raw) - {"tool", "when_system", "system", "action", "sensitivity", "external", "destination_args", "note"}
     if unknown:
         raise CatalogError(f"{where}: unknown field(s) {sorted(unknown)}")
     tool = raw.get("tool")
     if not isinstance(tool, str) or not tool:
         raise CatalogError(f"{where}: field 'tool' must be a non-empty string")
+    when_system = raw.get("when_system")
+    if when_system is not None and (not isinstance(when_system, str) or not when_system):
+        raise CatalogError(f"{where}: field 'when_system' must be a non-empty string (a glob)")
     system = raw.get("system")
     if system is not None and (not isinstance(system, str) or not system):
         raise CatalogError(f"{where}: field 'system' must be a non-empty string")
@@ -90,22 +95,23 @@ def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
         args = [args]
     if not isinstance(args, list) or not all(isinstance(a, str) and _ARG_NAME.match(a) for a in args):
         raise CatalogError(f"{where}: field 'destination_args' must be a list of argument names ([A-Za-z0-9_.-])")
-    return CatalogEntry(index, tool, system, action, sensitivity, external, tuple(args))
+    return CatalogEntry(index, tool, when_system, system, action, sensitivity, external, tuple(args))
 
 
 def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     """Load entries into the session's temp table ``catalog`` (bound parameters, never pasted)."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE catalog (entry_no INTEGER, tool_pattern VARCHAR,
-           system_pattern VARCHAR, is_glob BOOLEAN, action_class VARCHAR, sensitivity VARCHAR,
-           external BOOLEAN, destination_args VARCHAR[])"""
+           system_pattern VARCHAR, is_glob BOOLEAN, system VARCHAR, action_class VARCHAR,
+           sensitivity VARCHAR, external BOOLEAN, destination_args VARCHAR[])"""
     )
     entries = catalog.entries
     if entries:
         con.executemany(
-            "INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (e.entry_no, e.tool, e.system, e.is_glob, e.action, e.sensitivity, e.external, list(e.destination_args))
+                (e.entry_no, e.tool, e.when_system, e.is_glob, e.system, e.action, e.sensitivity,
+                 e.external, list(e.destination_args))
                 for e in entries
             ],
         )

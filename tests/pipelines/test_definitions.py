@@ -74,7 +74,8 @@ def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
     assert meta["records"].value == 3 and meta["rejected"].value == 1
     con = duckdb.connect(str(db), read_only=True)
     task = con.execute("SELECT agent_id, status, end_source, actions, credentials_issued FROM tasks WHERE task_id = 'task-1'").fetchone()
-    assert task == ("agent-1", "completed", "task_event", 2, 1)  # the S3 call and the Vault read
+    # The AssumeRole that minted its session, the S3 call made with it, the Vault read.
+    assert task == ("agent-1", "completed", "task_event", 3, 1)
     # The S3 call names no task: the agent_actions asset linked it through its STS credential.
     assert con.execute("SELECT task_id, task_source FROM agent_actions WHERE event_id = 'ct:c2'").fetchone() == ("task-1", "credential")
 
