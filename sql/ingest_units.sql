@@ -4,9 +4,13 @@
 
 CREATE OR REPLACE TEMP TABLE unit_text AS
 SELECT u.source_file, f.source_format, u.is_document, u.unit_line, u.unit_offset, u.raw_len,
+       octet_length(u.raw) AS kept_len,
        rtrim(try(decode(u.raw)), chr(13) || chr(10)) AS text,
-       u.raw
+       -- The bytes are only needed when they are not text.
+       CASE WHEN try(decode(u.raw)) IS NULL THEN u.raw END AS raw
 FROM units u JOIN batch_files f USING (source_file);
+
+DROP TABLE units;
 
 CREATE OR REPLACE TEMP TABLE unit_checked AS
 SELECT *,
@@ -21,7 +25,9 @@ SELECT *,
     END AS reason
 FROM unit_text
 -- Blank lines separate records; they are not records themselves.
-WHERE text IS NULL OR trim(text) <> '' OR raw_len > octet_length(raw);
+WHERE text IS NULL OR trim(text) <> '' OR raw_len > kept_len;
+
+DROP TABLE unit_text;
 
 CREATE OR REPLACE TEMP TABLE p_records (
     source_format VARCHAR, source_file VARCHAR, source_line BIGINT, source_offset BIGINT,
@@ -33,7 +39,7 @@ INSERT INTO p_records
 SELECT source_format, source_file, unit_line, unit_offset, 0,
        -- Content identifies a rejected record; a truncated one also by its true length.
        'reject:' || cw_keyed('reject:' || source_format, coalesce(text, raw::VARCHAR)
-           || CASE WHEN raw_len > octet_length(raw) THEN '#' || raw_len ELSE '' END),
+           || CASE WHEN raw_len > kept_len THEN '#' || raw_len ELSE '' END),
        0, reason,
        left(cw_redact(left(coalesce(text, raw::VARCHAR), 65536)), $reject_text_chars),
        raw_len
@@ -50,3 +56,5 @@ WHERE NOT EXISTS (SELECT 1 FROM unit_checked c WHERE c.source_file = f.source_fi
 CREATE OR REPLACE TEMP TABLE unit_json AS
 SELECT source_file, source_format, unit_line, unit_offset, text::JSON AS j
 FROM unit_checked WHERE reason IS NULL;
+
+DROP TABLE unit_checked;
