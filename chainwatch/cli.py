@@ -11,7 +11,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from detectors.catalog import CatalogError, catalog_report, load_catalog
 from detectors.ingest.formats import FORMATS

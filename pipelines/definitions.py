@@ -1,6 +1,6 @@
 """Everything Dagster loads: `dagster dev -m pipelines.definitions`."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from pipelines.canonical.assets import CANONICAL_ASSETS
 from pipelines.ingest.assets import RAW_ASSETS
@@ -18,6 +18,8 @@ def build_definitions(**resource_overrides) -> Definitions:
         schedules=[daily_ingest_schedule],
         sensors=[landing_folder_sensor],
         resources=default_resources(**resource_overrides),
+        # DuckDB allows one writing process: steps run one after another in the run's process.
+        executor=in_process_executor,
     )
 
 

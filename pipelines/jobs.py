@@ -1,6 +1,6 @@
 """The ingest job: every raw source, then the canonical tables, for one day or a range of days."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from pipelines.canonical.assets import GROUP as CANONICAL_GROUP
 from pipelines.ingest.assets import GROUP as RAW_GROUP
@@ -11,4 +11,5 @@ ingest_job = define_asset_job(
     INGEST_JOB_NAME,
     selection=AssetSelection.groups(RAW_GROUP, CANONICAL_GROUP),
     description="Land the day's files from every source and rebuild the canonical tables.",
+    executor_def=in_process_executor,
 )

@@ -143,3 +143,7 @@ def test_build_definitions_points_resources_at_the_given_paths(tmp_path: Path):
     assert built.resources["duckdb"].database == str(tmp_path / "x.duckdb")
     assert built.resources["chainwatch"].landing_dir == str(tmp_path / "land")
     assert AssetKey("tasks") in built.resolve_asset_graph().get_all_asset_keys()
+
+
+def test_steps_share_one_process_because_duckdb_has_one_writer():
+    assert defs.resolve_job_def(INGEST_JOB_NAME).executor_def.name == "in_process"
