@@ -1,16 +1,38 @@
 -- Decide every parsed record's fate (loaded, rejected or duplicate) and write the batch into the
 -- canonical tables. Runs inside one transaction opened by the caller.
 
+CREATE OR REPLACE TEMP TABLE p_ranked AS
+SELECT r.*, row_number() OVER (PARTITION BY r.event_id
+                ORDER BY r.preference, r.source_file, r.source_line, r.source_record) AS rank_in_batch
+FROM p_records r;
+
+-- Entries loaded earlier that a better entry of the same event replaces (a Vault response whose
+-- request came in an earlier file, a Kubernetes ResponseComplete after RequestReceived).
+CREATE OR REPLACE TEMP TABLE p_superseded AS
+SELECT l.* FROM ingest_ledger l
+JOIN p_ranked r ON r.event_id = l.event_id AND r.rank_in_batch = 1
+WHERE l.disposition = 'loaded' AND r.reason IS NULL AND r.preference < l.preference;
+
 CREATE OR REPLACE TEMP TABLE p_fate AS
-SELECT r.*,
+SELECT r.* EXCLUDE (rank_in_batch),
     CASE
-        WHEN row_number() OVER (PARTITION BY r.event_id
-                 ORDER BY r.preference, r.source_file, r.source_line, r.source_record) > 1 THEN 'duplicate'
+        WHEN r.rank_in_batch > 1 THEN 'duplicate'
+        WHEN r.event_id IN (SELECT event_id FROM p_superseded) THEN 'loaded'
         WHEN r.event_id IN (SELECT event_id FROM ingest_ledger) THEN 'duplicate'
         WHEN r.reason IS NOT NULL THEN 'rejected'
         ELSE 'loaded'
     END AS fate
-FROM p_records r;
+FROM p_ranked r;
+
+-- The replaced entry becomes a duplicate of its replacement, in its own file's counts too.
+DELETE FROM agent_actions WHERE event_id IN (SELECT event_id FROM p_superseded);
+DELETE FROM credential_events WHERE event_id IN (SELECT event_id FROM p_superseded);
+DELETE FROM task_events WHERE event_id IN (SELECT event_id FROM p_superseded);
+DELETE FROM agent_spans WHERE event_id IN (SELECT event_id FROM p_superseded);
+UPDATE ingest_files SET loaded = ingest_files.loaded - s.n, duplicates = ingest_files.duplicates + s.n
+FROM (SELECT run_id, source_file, count(*) AS n FROM p_superseded GROUP BY ALL) s
+WHERE ingest_files.run_id = s.run_id AND ingest_files.source_file = s.source_file;
+DELETE FROM ingest_ledger WHERE event_id IN (SELECT event_id FROM p_superseded);
 
 CREATE OR REPLACE TEMP TABLE p_loaded AS
 SELECT source_file, source_line, source_record FROM p_fate WHERE fate = 'loaded';
@@ -60,5 +82,5 @@ SELECT event_id, source_format, source_file, source_offset, source_line, source_
 FROM p_fate WHERE fate = 'rejected';
 
 INSERT INTO ingest_ledger
-SELECT event_id, fate, source_format, source_file, source_line, source_record, $run_id
+SELECT event_id, fate, preference, source_format, source_file, source_line, source_record, $run_id
 FROM p_fate WHERE fate IN ('loaded', 'rejected');

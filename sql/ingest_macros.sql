@@ -16,9 +16,11 @@ CREATE OR REPLACE TEMP MACRO cw_hash(ns, v) AS 'cred_' || cw_keyed(ns, v);
 -- Secrets that must never be stored: private keys, bearer tokens, AWS key ids, GitHub, Slack,
 -- Vault tokens, JWTs, and the values of secret-named keys (JSON, escaped JSON and key=value).
 CREATE OR REPLACE TEMP MACRO cw_redact(s) AS
-    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         s,
+        -- Vault audit HMACs of tokens, accessors and request data: linkable identifiers.
+        'hmac-sha256:[0-9A-Za-z+/=]{16,}', '[REDACTED:hmac]', 'g'),
         -- An AWS key id followed closely by its 40-character secret (a pasted key pair).
         '(A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}([^A-Za-z0-9/+]{1,40})[A-Za-z0-9/+]{40}([^A-Za-z0-9/+=]|$)',
         '[REDACTED:aws_key_id]\2[REDACTED:aws_secret]\3', 'g'),

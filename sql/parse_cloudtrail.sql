@@ -86,9 +86,17 @@ SELECT *,
     regexp_extract(session_name, $sts_session_pattern, $sts_agent_group) AS session_agent,
     coalesce(nullif(regexp_extract(session_name, $sts_session_pattern, $sts_task_group), ''),
              -- An STS issuance made for a task belongs to that task even if its caller does not.
-             CASE WHEN (r.eventSource ->> '$') = 'sts.amazonaws.com' THEN
-                 regexp_extract(coalesce((r.requestParameters ->> 'roleSessionName'), ''), $sts_session_pattern, $sts_task_group) END
+             CASE WHEN (r.eventSource ->> '$') = 'sts.amazonaws.com' THEN coalesce(
+                 list_filter(coalesce(json_transform(rp -> 'tags', '[{"key":"VARCHAR","value":"VARCHAR"}]'), []),
+                             t -> list_contains($sts_task_tag_keys, t.key))[1].value,
+                 regexp_extract(coalesce((r.requestParameters ->> 'roleSessionName'), ''), $sts_session_pattern, $sts_task_group)) END
     ) AS session_task,
+    -- Failed console sign-ins carry no errorCode, only an errorMessage and ConsoleLogin=Failure.
+    CASE WHEN r.errorCode IS NULL AND r.errorMessage IS NULL AND coalesce((re ->> 'ConsoleLogin'), '') <> 'Failure' THEN 'ok'
+         WHEN regexp_matches(coalesce(r.errorCode, '') || ' ' || coalesce(r.errorMessage, ''),
+                             '(?i)denied|unauthorized|forbidden|notauthorized|failed authentication')
+              OR (re ->> 'ConsoleLogin') = 'Failure' THEN 'denied'
+         ELSE 'error' END AS outcome,
     cw_hash('aws', r.userIdentity.accessKeyId) AS caller_credential_id
 FROM ct_valid WHERE reason IS NULL;
 
@@ -119,10 +127,8 @@ SELECT event_id, ts,
     CASE WHEN event_name IN ('GetSecretValue', 'GetParameter', 'GetParameters', 'Decrypt',
                              'GetPasswordData') THEN 'high' END,
     NULL, NULL, NULL, NULL,
-    CASE WHEN r.errorCode IS NULL THEN 'ok'
-         WHEN regexp_matches(r.errorCode, '(?i)denied|unauthorized|forbidden|notauthorized') THEN 'denied'
-         ELSE 'error' END,
-    r.errorCode, NULL,
+    outcome,
+    coalesce(r.errorCode, CASE WHEN outcome <> 'ok' THEN left(r.errorMessage, 200) END), NULL,
     caller_credential_id,
     r.sourceIPAddress,
     cw_redact(rp::VARCHAR),
@@ -140,9 +146,7 @@ SELECT event_id, ts, 'use', caller_credential_id,
     CASE WHEN nullif(session_task, '') IS NOT NULL THEN 'sts_session_name' END,
     NULL, NULL, NULL, NULL, NULL,
     r.sourceIPAddress,
-    CASE WHEN r.errorCode IS NULL THEN 'ok'
-         WHEN regexp_matches(r.errorCode, '(?i)denied|unauthorized|forbidden|notauthorized') THEN 'denied'
-         ELSE 'error' END,
+    outcome,
     NULL, NULL,
     'cloudtrail', source_file, source_offset, source_line, source_record
 FROM ct_ok WHERE caller_credential_id IS NOT NULL;

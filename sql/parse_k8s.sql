@@ -23,7 +23,8 @@ SELECT *,
     ELSE coalesce(
         cw_string_problem('auditID', r.auditID, true),
         cw_string_problem('verb', r.verb, true),
-        cw_ts_problem('requestReceivedTimestamp', coalesce(r.stageTimestamp, r.requestReceivedTimestamp),
+        cw_ts_problem(CASE WHEN r.stageTimestamp IS NOT NULL THEN 'stageTimestamp' ELSE 'requestReceivedTimestamp' END,
+                      coalesce(r.stageTimestamp, r.requestReceivedTimestamp),
                       cw_ts(coalesce(r.stageTimestamp, r.requestReceivedTimestamp) ->> '$')))
     END AS reason
 FROM (

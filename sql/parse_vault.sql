@@ -52,6 +52,8 @@ SELECT source_file, source_line, source_offset, source_record, ts, entry_type, r
     (q.path ->> '$') AS path,
     coalesce(q.operation, 'unknown') AS operation,
     cw_hash('vault', r.auth.client_token) AS token_id,
+    -- In a login response the top-level auth block describes the token just issued, not a caller.
+    r.auth.client_token IS NOT NULL AND r.auth.client_token IS NOT DISTINCT FROM r.response.auth.client_token AS auth_is_new_token,
     coalesce(cw_first_key(r.auth.metadata, $vault_agent_keys),
              cw_first_key(r.response.auth.metadata, $vault_agent_keys),
              r.auth.display_name, r.response.auth.display_name) AS agent_id,
@@ -96,7 +98,7 @@ SELECT event_id, ts, 'use', token_id, 'vault_token', r.auth.display_name, agent_
     cw_str_list(coalesce(r.auth.token_policies, r.auth.policies)), NULL, NULL, NULL,
     q.remote_address, outcome, NULL, NULL,
     'vault', source_file, source_offset, source_line, source_record
-FROM v_ok WHERE token_id IS NOT NULL;
+FROM v_ok WHERE token_id IS NOT NULL AND NOT auth_is_new_token;
 
 -- Token issuance: logins and token creation (a renewal's response repeats the auth block).
 INSERT INTO p_creds
@@ -112,7 +114,7 @@ SELECT event_id, ts, 'issue', cw_hash('vault', r.response.auth.client_token), 'v
     coalesce(cw_first_key(r.response.auth.metadata, $vault_agent_keys), r.response.auth.display_name),
     cw_first_key(r.response.auth.metadata, $vault_task_keys),
     CASE WHEN cw_first_key(r.response.auth.metadata, $vault_task_keys) IS NOT NULL THEN 'vault_metadata' END,
-    token_id,
+    CASE WHEN NOT auth_is_new_token THEN token_id END,
     cw_str_list(coalesce(r.response.auth.token_policies, r.response.auth.policies)),
     ttl, issued, issued + to_seconds(ttl), q.remote_address, 'ok', NULL, NULL,
     'vault', source_file, source_offset, source_line, source_record

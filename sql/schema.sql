@@ -135,6 +135,8 @@ CREATE TABLE IF NOT EXISTS rejected_events (
 CREATE TABLE IF NOT EXISTS ingest_ledger (
     event_id       VARCHAR NOT NULL,
     disposition    VARCHAR NOT NULL,
+    -- Lower is better: a Vault response (0) replaces its request entry (1) loaded earlier.
+    preference     INTEGER NOT NULL,
     source_format  VARCHAR NOT NULL,
     source_file    VARCHAR NOT NULL,
     source_line    BIGINT NOT NULL,
