@@ -95,23 +95,51 @@ CREATE OR REPLACE TEMP MACRO cw_any_scalar_json(v) AS CASE
     WHEN (v -> 'bytesValue') IS NOT NULL THEN to_json(v ->> 'bytesValue')::VARCHAR
     ELSE v::VARCHAR END;
 
--- One nesting level of arrays of scalars; deeper values keep their AnyValue JSON.
+-- AnyValue to plain JSON, one level per macro (macros cannot recurse): four levels of nested
+-- arrays / kvlists are converted; anything deeper keeps its AnyValue JSON.
 CREATE OR REPLACE TEMP MACRO cw_any_l1(v) AS CASE
-    WHEN json_type(v -> 'arrayValue' -> 'values') = 'ARRAY' THEN
+    WHEN v IS NULL THEN NULL
+    WHEN json_type((v -> 'arrayValue' -> 'values')) = 'ARRAY' THEN
         '[' || array_to_string(list_transform(json_transform((v -> 'arrayValue' -> 'values'), '["JSON"]'),
             e -> coalesce(cw_any_scalar_json(e), 'null')), ',') || ']'
+    WHEN json_type((v -> 'kvlistValue' -> 'values')) = 'ARRAY' THEN
+        '{' || array_to_string(list_transform(
+            json_transform((v -> 'kvlistValue' -> 'values'), '[{"key":"VARCHAR","value":"JSON"}]'),
+            e -> to_json(coalesce(e.key, ''))::VARCHAR || ':' || coalesce(cw_any_scalar_json(e.value), 'null')), ',') || '}'
+    ELSE cw_any_scalar_json(v) END;
+
+CREATE OR REPLACE TEMP MACRO cw_any_l2(v) AS CASE
+    WHEN v IS NULL THEN NULL
+    WHEN json_type((v -> 'arrayValue' -> 'values')) = 'ARRAY' THEN
+        '[' || array_to_string(list_transform(json_transform((v -> 'arrayValue' -> 'values'), '["JSON"]'),
+            e -> coalesce(cw_any_l1(e), 'null')), ',') || ']'
+    WHEN json_type((v -> 'kvlistValue' -> 'values')) = 'ARRAY' THEN
+        '{' || array_to_string(list_transform(
+            json_transform((v -> 'kvlistValue' -> 'values'), '[{"key":"VARCHAR","value":"JSON"}]'),
+            e -> to_json(coalesce(e.key, ''))::VARCHAR || ':' || coalesce(cw_any_l1(e.value), 'null')), ',') || '}'
+    ELSE cw_any_scalar_json(v) END;
+
+CREATE OR REPLACE TEMP MACRO cw_any_l3(v) AS CASE
+    WHEN v IS NULL THEN NULL
+    WHEN json_type((v -> 'arrayValue' -> 'values')) = 'ARRAY' THEN
+        '[' || array_to_string(list_transform(json_transform((v -> 'arrayValue' -> 'values'), '["JSON"]'),
+            e -> coalesce(cw_any_l2(e), 'null')), ',') || ']'
+    WHEN json_type((v -> 'kvlistValue' -> 'values')) = 'ARRAY' THEN
+        '{' || array_to_string(list_transform(
+            json_transform((v -> 'kvlistValue' -> 'values'), '[{"key":"VARCHAR","value":"JSON"}]'),
+            e -> to_json(coalesce(e.key, ''))::VARCHAR || ':' || coalesce(cw_any_l2(e.value), 'null')), ',') || '}'
     ELSE cw_any_scalar_json(v) END;
 
 -- An AnyValue as plain JSON: kvlists become objects, arrays become arrays.
 CREATE OR REPLACE TEMP MACRO cw_any_json(v) AS CASE
     WHEN v IS NULL THEN NULL
-    WHEN json_type(v -> 'arrayValue' -> 'values') = 'ARRAY' THEN
+    WHEN json_type((v -> 'arrayValue' -> 'values')) = 'ARRAY' THEN
         '[' || array_to_string(list_transform(json_transform((v -> 'arrayValue' -> 'values'), '["JSON"]'),
-            e -> coalesce(cw_any_l1(e), 'null')), ',') || ']'
-    WHEN json_type(v -> 'kvlistValue' -> 'values') = 'ARRAY' THEN
+            e -> coalesce(cw_any_l3(e), 'null')), ',') || ']'
+    WHEN json_type((v -> 'kvlistValue' -> 'values')) = 'ARRAY' THEN
         '{' || array_to_string(list_transform(
             json_transform((v -> 'kvlistValue' -> 'values'), '[{"key":"VARCHAR","value":"JSON"}]'),
-            e -> to_json(coalesce(e.key, ''))::VARCHAR || ':' || coalesce(cw_any_l1(e.value), 'null')), ',') || '}'
+            e -> to_json(coalesce(e.key, ''))::VARCHAR || ':' || coalesce(cw_any_l3(e.value), 'null')), ',') || '}'
     ELSE cw_any_scalar_json(v) END;
 
 -- Text of an OTLP attribute by key (first match; duplicate keys are legal input, not an error).

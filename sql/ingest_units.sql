@@ -4,7 +4,7 @@
 
 CREATE OR REPLACE TEMP TABLE unit_text AS
 SELECT u.source_file, f.source_format, u.is_document, u.unit_line, u.unit_offset, u.raw_len,
-       octet_length(u.raw) AS kept_len,
+       octet_length(u.raw) AS kept_len, u.unit_error,
        rtrim(try(decode(u.raw)), chr(13) || chr(10)) AS text,
        -- The bytes are only needed when they are not text.
        CASE WHEN try(decode(u.raw)) IS NULL THEN u.raw END AS raw
@@ -15,6 +15,7 @@ DROP TABLE units;
 CREATE OR REPLACE TEMP TABLE unit_checked AS
 SELECT *,
     CASE
+        WHEN unit_error IS NOT NULL THEN unit_error
         WHEN raw_len > CASE WHEN is_document THEN $max_document_bytes ELSE $max_record_bytes END
             THEN 'record too large: ' || raw_len || ' bytes exceeds the limit of '
                  || CASE WHEN is_document THEN $max_document_bytes ELSE $max_record_bytes END || ' bytes'
@@ -35,13 +36,19 @@ CREATE OR REPLACE TEMP TABLE p_records (
     raw_text VARCHAR, raw_bytes BIGINT
 );
 
+-- Text of a record that is not valid UTF-8: the blob's escapes undone for the printable bytes,
+-- so that redaction patterns still match around the invalid ones.
+CREATE OR REPLACE TEMP MACRO cw_blob_text(b) AS
+    rtrim(replace(replace(replace(replace(replace(b::VARCHAR, '\x22', '"'), '\x5C', '\'),
+        '\x0A', chr(10)), '\x0D', chr(13)), '\x09', chr(9)), chr(13) || chr(10));
+
 INSERT INTO p_records
 SELECT source_format, source_file, unit_line, unit_offset, 0,
        -- Content identifies a rejected record; a truncated one also by its true length.
-       'reject:' || cw_keyed('reject:' || source_format, coalesce(text, raw::VARCHAR)
+       'reject:' || cw_keyed('reject:' || source_format, coalesce(text, cw_blob_text(raw))
            || CASE WHEN raw_len > kept_len THEN '#' || raw_len ELSE '' END),
        0, reason,
-       left(cw_redact(left(coalesce(text, raw::VARCHAR), 65536)), $reject_text_chars),
+       left(cw_redact(left(coalesce(text, cw_blob_text(raw)), 65536)), $reject_text_chars),
        raw_len
 FROM unit_checked WHERE reason IS NOT NULL;
 

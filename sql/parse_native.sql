@@ -97,7 +97,7 @@ SELECT event_id, ts, agent_id, task_id, CASE WHEN task_id IS NOT NULL THEN 'nati
     coalesce(nullif(r.outcome, ''), 'ok'), nullif(r.error_type, ''), try_cast(r.duration_ms AS DOUBLE),
     cw_hash(namespace, r.credential_ref ->> '$'), nullif(r.source_ip, ''),
     cw_redact(CASE WHEN r.arguments IS NULL OR json_type(r.arguments) = 'NULL' THEN NULL
-                   WHEN json_type(r.arguments) = 'VARCHAR' AND json_valid(r.arguments ->> '$') THEN (r.arguments ->> '$')::JSON::VARCHAR
+                   WHEN json_type(r.arguments) = 'VARCHAR' AND json_valid(r.arguments ->> '$') THEN json((r.arguments ->> '$'))::VARCHAR
                    ELSE r.arguments::VARCHAR END),
     'native', source_file, source_offset, source_line, source_record
 FROM n_ok WHERE record_type = 'action';

@@ -148,7 +148,7 @@ SELECT event_id, ts, agent_id, task_id, task_source, trace_id, span_id, parent_s
     cw_redact(CASE
         WHEN arg_value IS NULL THEN NULL
         WHEN (arg_value -> 'stringValue') IS NOT NULL THEN
-            CASE WHEN json_valid(arg_value ->> 'stringValue') THEN (arg_value ->> 'stringValue')::JSON::VARCHAR
+            CASE WHEN json_valid(arg_value ->> 'stringValue') THEN json((arg_value ->> 'stringValue'))::VARCHAR
                  ELSE to_json(arg_value ->> 'stringValue')::VARCHAR END
         ELSE cw_any_json(arg_value) END),
     'otlp', source_file, source_offset, source_line, source_record

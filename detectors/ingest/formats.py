@@ -35,7 +35,8 @@ def _first_record(head: FileHead) -> object | None:
     candidates = [head.head] if head.is_document() else head.first_lines(20)
     for raw in candidates:
         try:
-            value = json.loads(raw)
+            # Replace undecodable bytes: a record with one bad byte still shows its format.
+            value = json.loads(raw.decode("utf-8", "replace"))
         except ValueError:
             continue
         if isinstance(value, list):
@@ -68,4 +69,9 @@ def _classify(rec: dict) -> str | None:
 
 def _looks_like_csv(head: FileHead) -> bool:
     lines = head.first_lines(2)
-    return bool(lines) and b"record_type" in lines[0] and b"," in lines[0]
+    return (
+        bool(lines)
+        and lines[0][:1] not in (b"{", b"[")
+        and b"record_type" in lines[0]
+        and b"," in lines[0]
+    )

@@ -159,7 +159,7 @@ def ingest_paths(
             _record_file(con, report.run_id, report.files[-1], sha, path)
             continue
         document = file_fmt not in ("native_csv", "native_parquet") and head.is_document()
-        batches.setdefault(file_fmt, []).append((path, sha, document))
+        batches.setdefault(file_fmt, []).append((path, sha, document, head.compressed))
 
     for file_fmt, files in batches.items():
         if progress:
@@ -197,49 +197,64 @@ def _record_file(con, run_id: str, rep: FileReport, sha: str, path: Path, starte
     )
 
 
-def _load_units(con: duckdb.DuckDBPyConnection, fmt: str, files, settings: Settings) -> None:
+def _load_units(con: duckdb.DuckDBPyConnection, fmt: str, files, settings: Settings) -> dict[str, str]:
+    """Fill temp table ``units`` with every file's records; return {file: error} for unreadable ones."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE units (source_file VARCHAR, is_document BOOLEAN,
-           unit_line BIGINT, unit_offset BIGINT, raw BLOB, raw_len BIGINT)"""
+           unit_line BIGINT, unit_offset BIGINT, raw BLOB, raw_len BIGINT, unit_error VARCHAR)"""
     )
     keep = max(65536, settings.reject_text_chars * 4)
-    for path, _sha, document in files:
-        if fmt == "native_parquet":
-            con.execute(
-                """INSERT INTO units SELECT ?, false, row_number() OVER (), 0,
-                       encode(to_json(t)::VARCHAR), strlen(to_json(t)::VARCHAR)
-                   FROM read_parquet(?) t""",
-                [str(path), str(path)],
-            )
-            continue
-        if fmt == "native_csv":
-            _load_csv_units(con, path)
-            continue
-        for batch in iter_units(
-            path, source_file=str(path), document=document,
-            max_record_bytes=settings.max_record_bytes,
-            max_document_bytes=settings.max_document_bytes, keep_bytes=keep,
-        ):
-            arrow_batch = pa.Table.from_batches([batch], schema=UNIT_SCHEMA)  # noqa: F841 - scanned by DuckDB
-            con.execute(
-                "INSERT INTO units SELECT source_file, ?, unit_line, unit_offset, raw, raw_len FROM arrow_batch",
-                [document],
-            )
+    failed: dict[str, str] = {}
+    for path, _sha, document, compressed in files:
+        try:
+            if fmt == "native_parquet":
+                con.execute(
+                    """INSERT INTO units SELECT ?, false, row_number() OVER (), 0,
+                           encode(to_json(t)::VARCHAR), strlen(to_json(t)::VARCHAR), NULL
+                       FROM read_parquet(?) t""",
+                    [str(path), str(path)],
+                )
+            elif fmt == "native_csv":
+                _load_csv_units(con, path, compressed)
+            else:
+                for batch in iter_units(
+                    path, source_file=str(path), document=document,
+                    max_record_bytes=settings.max_record_bytes,
+                    max_document_bytes=settings.max_document_bytes, keep_bytes=keep,
+                ):
+                    arrow_batch = pa.Table.from_batches([batch], schema=UNIT_SCHEMA)  # noqa: F841 - scanned by DuckDB
+                    con.execute(
+                        """INSERT INTO units SELECT source_file, ?, unit_line, unit_offset, raw, raw_len, NULL
+                           FROM arrow_batch""",
+                        [document],
+                    )
+        except (UnreadableFileError, duckdb.Error, OSError) as exc:
+            message = str(exc) if str(path) in str(exc) else f"{path}: cannot read file: {exc}"
+            log.error("%s", message)
+            failed[str(path)] = message
+            con.execute("DELETE FROM units WHERE source_file = ?", [str(path)])
+    return failed
 
 
-def _load_csv_units(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """CSV rows become JSON objects; rows DuckDB cannot split become units that fail JSON checks."""
+def _load_csv_units(con: duckdb.DuckDBPyConnection, path: Path, compressed: bool) -> None:
+    """CSV rows become JSON objects; rows DuckDB cannot split become units with their CSV error."""
+    con.execute("DROP TABLE IF EXISTS cw_csv_rejects")
+    con.execute("DROP TABLE IF EXISTS cw_csv_scans")
     con.execute(
         """INSERT INTO units
-           SELECT ?, false, row_number() OVER () + 1, 0, encode(to_json(t)::VARCHAR), strlen(to_json(t)::VARCHAR)
-           FROM read_csv(?, header = true, all_varchar = true, ignore_errors = true,
+           SELECT ?, false, row_number() OVER () + 1, 0, encode(to_json(t)::VARCHAR), strlen(to_json(t)::VARCHAR), NULL
+           FROM read_csv(?, header = true, all_varchar = true, ignore_errors = true, compression = ?,
                          store_rejects = true, rejects_table = 'cw_csv_rejects', rejects_scan = 'cw_csv_scans') t""",
-        [str(path), str(path)],
+        [str(path), str(path), "gzip" if compressed else "none"],
     )
+    # DuckDB writes one reject row per problem; a bad line is one record.
     con.execute(
-        """INSERT INTO units SELECT ?, false, line, byte_position,
-               encode('csv error: ' || error_type || ': ' || coalesce(csv_line, '')), -1
-           FROM cw_csv_rejects""",
+        """INSERT INTO units
+           SELECT ?, false, line, any_value(byte_position), encode(any_value(coalesce(csv_line, ''))),
+                  strlen(any_value(coalesce(csv_line, ''))),
+                  'csv error: ' || string_agg(DISTINCT lower(replace(error_type::VARCHAR, '_', ' ')), ', ')
+                      || ': ' || left(any_value(error_message), 200)
+           FROM cw_csv_rejects GROUP BY line""",
         [str(path)],
     )
 
@@ -256,11 +271,10 @@ def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings, link: b
         **_link_params(settings),
     }
     con.execute("CREATE OR REPLACE TEMP TABLE batch_files (source_file VARCHAR, source_format VARCHAR, file_sha256 VARCHAR)")
-    con.executemany("INSERT INTO batch_files VALUES (?, ?, ?)", [(str(p), fmt, sha) for p, sha, _ in files])
-    try:
-        _load_units(con, fmt, files, settings)
-    except UnreadableFileError as exc:
-        raise IngestError(str(exc)) from exc
+    con.executemany("INSERT INTO batch_files VALUES (?, ?, ?)", [(str(p), fmt, sha) for p, sha, _, _ in files])
+    failed = _load_units(con, fmt, files, settings)
+    if failed:
+        con.execute("DELETE FROM batch_files WHERE list_contains(?, source_file)", [list(failed)])
     run_sql(con, "ingest_parsed_tables")
     run_sql(con, "ingest_units", params)
     run_sql(con, PARSE_SQL[fmt], params)
@@ -282,7 +296,10 @@ def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings, link: b
         ).fetchall()
         by_file = {row[0]: row[1:] for row in counts}
         reports = []
-        for path, sha, _ in files:
+        for path, sha, _, _ in files:
+            if str(path) in failed:
+                reports.append(FileReport(str(path), fmt, error=failed[str(path)]))
+                continue
             records, loaded, rejected, duplicates = by_file.get(str(path), (0, 0, 0, 0))
             rep = FileReport(str(path), fmt, records, loaded, rejected, duplicates)
             _record_file(con, run_id, rep, sha, path, started)

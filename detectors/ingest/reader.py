@@ -43,6 +43,7 @@ class FileHead:
     compressed: bool
     head: bytes
     is_parquet: bool
+    complete: bool = False  # the head is the whole file
 
     def first_lines(self, limit: int = 5) -> list[bytes]:
         """Up to ``limit`` complete, non-blank lines from the head."""
@@ -54,8 +55,11 @@ class FileHead:
     def is_document(self) -> bool:
         """True for a JSON document spread over several lines (pretty-printed)."""
         lines = self.first_lines(3)
-        if not lines or lines[0][:1] not in (b"{", b"["):
+        if not lines or lines[0][:1] not in (b"{", b"[") or _is_json(lines[0]):
             return False
+        # A lone bracket never starts a JSON-lines file; nor does a head that parses whole.
+        if lines[0] in (b"{", b"[") or (self.complete and _is_json(self.head)):
+            return True
         return not any(_is_json(ln) for ln in lines)
 
 
@@ -83,7 +87,7 @@ def read_head(path: Path, size: int = 1 << 20) -> FileHead:
             head = handle.read(size)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise UnreadableFileError(f"{path}: cannot read file: {exc}") from exc
-    return FileHead(path, compressed, head, head[:4] == PARQUET_MAGIC)
+    return FileHead(path, compressed, head, head[:4] == PARQUET_MAGIC, complete=len(head) < size)
 
 
 def iter_units(
@@ -95,7 +99,8 @@ def iter_units(
     max_document_bytes: int,
     keep_bytes: int,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield batches of units. Oversized units keep only ``keep_bytes`` bytes; raw_len tells the truth."""
+    """Yield batches of units; raw_len is each unit's true length. A unit too large to buffer (a
+    whole document, or a line running across blocks) keeps only its first ``keep_bytes`` bytes."""
     try:
         handle, _ = _open(path)
         with handle:
