@@ -22,15 +22,22 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WAREHOUSE = 0, 1, 2, 3
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [
+        ["" if v is None else str(v) for v in row] for row in rows
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def _add_common(parser: argparse.ArgumentParser, catalog: bool = False) -> None:
-    parser.add_argument("--db", help="warehouse DuckDB file (default: $CHAINWATCH_DB or data/warehouse/chainwatch.duckdb)")
+    parser.add_argument(
+        "--db",
+        help="warehouse DuckDB file (default: $CHAINWATCH_DB or data/warehouse/chainwatch.duckdb)",
+    )
     parser.add_argument("--config", help="settings YAML file (default: $CHAINWATCH_CONFIG)")
     if catalog:
         parser.add_argument("--catalog", help="tool catalog YAML (default: the shipped catalog)")
@@ -43,8 +50,14 @@ def _settings(args):
 def cmd_simulate(args) -> int:
     from detectors.simulate import simulate
 
-    summary = simulate(args.out, seed=args.seed, agents=args.agents, days=args.days, actions=args.actions,
-                       start=date.fromisoformat(args.start) if args.start else date(2026, 11, 1))
+    summary = simulate(
+        args.out,
+        seed=args.seed,
+        agents=args.agents,
+        days=args.days,
+        actions=args.actions,
+        start=date.fromisoformat(args.start) if args.start else date(2026, 11, 1),
+    )
     print(f"wrote a simulated fleet to {args.out}")
     print(summary)
     return EXIT_OK
@@ -54,14 +67,32 @@ def cmd_ingest(args) -> int:
     settings = _settings(args)
     catalog = load_catalog(settings.catalog_path)
     con = connect(settings.db_path)
-    report = ingest_paths(con, args.paths, settings, fmt=args.format, catalog=catalog,
-                          progress=(lambda msg: print(msg, file=sys.stderr)) if not args.quiet else None)
-    rows = [(f.source_file, f.source_format or "-", f.records, f.loaded, f.rejected, f.duplicates, f.error or "")
-            for f in report.files]
+    report = ingest_paths(
+        con,
+        args.paths,
+        settings,
+        fmt=args.format,
+        catalog=catalog,
+        progress=(lambda msg: print(msg, file=sys.stderr)) if not args.quiet else None,
+    )
+    rows = [
+        (
+            f.source_file,
+            f.source_format or "-",
+            f.records,
+            f.loaded,
+            f.rejected,
+            f.duplicates,
+            f.error or "",
+        )
+        for f in report.files
+    ]
     print(_table(["file", "format", "records", "loaded", "rejected", "duplicates", "error"], rows))
-    print(f"\ntotal: {report.total('records')} records, {report.total('loaded')} loaded, "
-          f"{report.total('rejected')} rejected, {report.total('duplicates')} duplicates; "
-          f"{len(report.errors)} file(s) could not be read")
+    print(
+        f"\ntotal: {report.total('records')} records, {report.total('loaded')} loaded, "
+        f"{report.total('rejected')} rejected, {report.total('duplicates')} duplicates; "
+        f"{len(report.errors)} file(s) could not be read"
+    )
     _print_counts(con)
     return EXIT_PARTIAL if report.errors else EXIT_OK
 
@@ -71,27 +102,48 @@ def cmd_run(args) -> int:
 
     settings = _settings(args)
     started = datetime.now(UTC).replace(tzinfo=None)
-    outcome = run_landing(args.landing, settings.db_path, catalog_path=args.catalog, config_file=args.config,
-                          log_level="INFO" if args.verbose else "WARNING")
+    outcome = run_landing(
+        args.landing,
+        settings.db_path,
+        catalog_path=args.catalog,
+        config_file=args.config,
+        log_level="INFO" if args.verbose else "WARNING",
+    )
     if not outcome.days:
         print(f"no files in landing folder {args.landing}")
         return EXIT_OK
-    print(f"ran Dagster job chainwatch_ingest over {outcome.days[0]} .. {outcome.days[-1]} "
-          f"({len(outcome.days)} day(s)) into {settings.db_path}: {'success' if outcome.success else 'FAILED'}")
+    print(
+        f"ran Dagster job chainwatch_ingest over {outcome.days[0]} .. {outcome.days[-1]} "
+        f"({len(outcome.days)} day(s)) into {settings.db_path}: {'success' if outcome.success else 'FAILED'}"
+    )
     for check in outcome.failed_checks:
         kind = "warning" if check.endswith(":ingestion_lag") else "FAILED"
         print(f"check {kind}: {check}")
     con = connect(settings.db_path, read_only=True)
     print("\nrecords per source format in this run:")
-    print(_table(["format", "files", "records", "loaded", "rejected", "duplicates"], con.execute(
-        """SELECT source_format, count(*), sum(records), sum(loaded), sum(rejected), sum(duplicates)
-           FROM ingest_files WHERE started_at >= ? GROUP BY 1 ORDER BY 1""", [started]).fetchall()))
+    print(
+        _table(
+            ["format", "files", "records", "loaded", "rejected", "duplicates"],
+            con.execute(
+                """SELECT source_format, count(*), sum(records), sum(loaded), sum(rejected), sum(duplicates)
+           FROM ingest_files WHERE started_at >= ? GROUP BY 1 ORDER BY 1""",
+                [started],
+            ).fetchall(),
+        )
+    )
     print("(duplicates: ids seen before; each Vault request entry pairs with its response entry)")
     _print_counts(con)
     print("\nbusiest tasks:")
-    print(_table(["task_id", "agent_id", "actions", "started_at", "ended_at", "ended_by", "status"],
-                 con.execute("""SELECT task_id, agent_id, actions, started_at, ended_at, end_source, status
-                                FROM tasks ORDER BY actions DESC, task_id LIMIT ?""", [args.top]).fetchall()))
+    print(
+        _table(
+            ["task_id", "agent_id", "actions", "started_at", "ended_at", "ended_by", "status"],
+            con.execute(
+                """SELECT task_id, agent_id, actions, started_at, ended_at, end_source, status
+                                FROM tasks ORDER BY actions DESC, task_id LIMIT ?""",
+                [args.top],
+            ).fetchall(),
+        )
+    )
     # The lag check only warns: backfills of old logs are legitimately late.
     problems = [c for c in outcome.failed_checks if not c.endswith(":ingestion_lag")]
     return EXIT_OK if outcome.success and not problems else EXIT_PARTIAL
@@ -116,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("simulate", help="write a simulated agent fleet's logs in their real formats")
+    p = sub.add_parser(
+        "simulate", help="write a simulated agent fleet's logs in their real formats"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--agents", type=int, default=20)
@@ -127,13 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="load log files or folders into the warehouse")
     p.add_argument("paths", nargs="+", help="files or folders (gzipped files too)")
-    p.add_argument("--format", choices=FORMATS, help="skip content detection and parse as this format")
+    p.add_argument(
+        "--format", choices=FORMATS, help="skip content detection and parse as this format"
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     _add_common(p, catalog=True)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("run", help="run the Dagster ingest job in-process on the landing folder")
-    p.add_argument("--landing", default="data/landing", help="landing folder (default data/landing)")
+    p.add_argument(
+        "--landing", default="data/landing", help="landing folder (default data/landing)"
+    )
     p.add_argument("--top", type=int, default=5, help="how many of the busiest tasks to show")
     _add_common(p, catalog=True)
     p.set_defaults(func=cmd_run)
@@ -148,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chainwatch` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (SettingsError, CatalogError, IngestError, FileNotFoundError) as exc:

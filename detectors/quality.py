@@ -36,11 +36,16 @@ def schema_drift(con: duckdb.DuckDBPyConnection) -> list[str]:
     actual = con.execute(query).fetchall()
     missing = sorted(set(expected) - set(actual))
     extra = sorted({row for row in actual if row[0] in {e[0] for e in expected}} - set(expected))
-    return [f"missing {t}.{c} {ty}" for t, c, ty in missing] + [f"unexpected {t}.{c} {ty}" for t, c, ty in extra]
+    return [f"missing {t}.{c} {ty}" for t, c, ty in missing] + [
+        f"unexpected {t}.{c} {ty}" for t, c, ty in extra
+    ]
 
 
 def future_rows(
-    con: duckdb.DuckDBPyConnection, days: Iterable[date] | None, tolerance_s: int, now: datetime | None = None
+    con: duckdb.DuckDBPyConnection,
+    days: Iterable[date] | None,
+    tolerance_s: int,
+    now: datetime | None = None,
 ) -> dict[str, int]:
     """Rows per table whose event time lies more than ``tolerance_s`` after ``now``."""
     limit = (now or datetime.now(UTC).replace(tzinfo=None)) + timedelta(seconds=tolerance_s)
@@ -52,7 +57,9 @@ def future_rows(
     return out
 
 
-def ingestion_lag(con: duckdb.DuckDBPyConnection, days: Iterable[date] | None) -> dict[str, float | None]:
+def ingestion_lag(
+    con: duckdb.DuckDBPyConnection, days: Iterable[date] | None
+) -> dict[str, float | None]:
     """Seconds from event time to ingestion for agent actions (p50, p95, max)."""
     day_list = list(days) if days is not None else None
     row = con.execute(

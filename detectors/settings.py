@@ -75,11 +75,17 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             if isinstance(default, Path):
                 value = Path(value)
             elif isinstance(default, bool):
-                value = str(value).lower() in ("1", "true", "yes") if isinstance(value, str) else bool(value)
+                value = (
+                    str(value).lower() in ("1", "true", "yes")
+                    if isinstance(value, str)
+                    else bool(value)
+                )
             elif isinstance(default, int):
                 value = int(value)
             elif isinstance(default, tuple):
-                value = tuple(str(v) for v in (value.split(",") if isinstance(value, str) else value))
+                value = tuple(
+                    str(v) for v in (value.split(",") if isinstance(value, str) else value)
+                )
             elif isinstance(default, dict):
                 value = {str(k): int(v) for k, v in dict(value).items()}
             else:
@@ -96,7 +102,9 @@ def _validated(settings: Settings) -> Settings:
         try:
             groups = re.compile(pattern).groupindex
         except re.error as exc:
-            raise SettingsError(f"setting {name!r} is not a valid regular expression: {exc}") from exc
+            raise SettingsError(
+                f"setting {name!r} is not a valid regular expression: {exc}"
+            ) from exc
         if "task_id" not in groups or "agent_id" not in groups:
             raise SettingsError(
                 f"setting {name!r} needs named groups (?P<agent_id>...) and (?P<task_id>...)"

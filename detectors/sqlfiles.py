@@ -25,7 +25,9 @@ def _only_comments(statement: str) -> bool:
     return all(not ln.strip() or ln.strip().startswith("--") for ln in statement.splitlines())
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> None:
+def run_sql(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+) -> None:
     """Execute every statement of ``sql/<name>.sql``, binding the ``$name`` parameters it uses."""
     params = params or {}
     for statement in load_sql(name):

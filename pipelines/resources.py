@@ -34,7 +34,9 @@ def warehouse(resource: DuckDBResource) -> duckdb.DuckDBPyConnection:
 
 
 def default_resources(
-    db_path: str | None = None, landing_dir: str | None = None, catalog_path: str | None = None,
+    db_path: str | None = None,
+    landing_dir: str | None = None,
+    catalog_path: str | None = None,
     config_file: str | None = None,
 ) -> dict:
     """Local resources; production differs only here (paths from the environment)."""

@@ -23,9 +23,15 @@ class RunOutcome:
     run_id: str | None
 
 
-def run_landing(landing_dir: str | Path, db_path: str | Path, *, catalog_path: str | None = None,
-                config_file: str | None = None, days: list[date] | None = None,
-                log_level: str = "WARNING") -> RunOutcome:
+def run_landing(
+    landing_dir: str | Path,
+    db_path: str | Path,
+    *,
+    catalog_path: str | None = None,
+    config_file: str | None = None,
+    days: list[date] | None = None,
+    log_level: str = "WARNING",
+) -> RunOutcome:
     """Execute the Dagster ingest job for every day with files in ``landing_dir`` (one run)."""
     landing = Path(landing_dir)
     if not landing.is_dir():
@@ -33,8 +39,12 @@ def run_landing(landing_dir: str | Path, db_path: str | Path, *, catalog_path: s
     days = sorted(days or {file_day(p) for p in landing_files(landing)})
     if not days:
         return RunOutcome(True, [], [], None)
-    defs = build_definitions(db_path=str(db_path), landing_dir=str(landing), catalog_path=catalog_path,
-                             config_file=config_file)
+    defs = build_definitions(
+        db_path=str(db_path),
+        landing_dir=str(landing),
+        catalog_path=catalog_path,
+        config_file=config_file,
+    )
     job = defs.resolve_job_def(INGEST_JOB_NAME)
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(

@@ -4,4 +4,6 @@ from dagster import build_schedule_from_partitioned_job
 
 from pipelines.jobs import ingest_job
 
-daily_ingest_schedule = build_schedule_from_partitioned_job(ingest_job, hour_of_day=1, minute_of_hour=30)
+daily_ingest_schedule = build_schedule_from_partitioned_job(
+    ingest_job, hour_of_day=1, minute_of_hour=30
+)

@@ -1,6 +1,5 @@
 """Sensor on the landing folder: new or changed files trigger a run for their days."""
 
-
 import hashlib
 import json
 

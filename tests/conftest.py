@@ -63,7 +63,9 @@ class Ingester:
 
     def lines(self, name: str, records: list, **kwargs) -> IngestReport:
         compress = kwargs.pop("compress", False)
-        return self.files(write_lines(self.tmp_path / "in" / name, records, compress=compress), **kwargs)
+        return self.files(
+            write_lines(self.tmp_path / "in" / name, records, compress=compress), **kwargs
+        )
 
     def document(self, name: str, document, **kwargs) -> IngestReport:
         return self.files(write_json(self.tmp_path / "in" / name, document), **kwargs)
@@ -81,7 +83,12 @@ class Ingester:
         import hashlib
         import hmac
 
-        return "cred_" + hmac.new(self.settings.hash_key.encode(), f"{namespace}:{raw}".encode(), hashlib.sha256).hexdigest()[:32]
+        return (
+            "cred_"
+            + hmac.new(
+                self.settings.hash_key.encode(), f"{namespace}:{raw}".encode(), hashlib.sha256
+            ).hexdigest()[:32]
+        )
 
 
 @pytest.fixture

@@ -69,7 +69,16 @@ def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
     where = f"{path}: tools[{index}]"
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: an entry is a mapping")
-    unknown = set(raw) - {"tool", "when_system", "system", "action", "sensitivity", "external", "destination_args", "note"}
+    unknown = set(raw) - {
+        "tool",
+        "when_system",
+        "system",
+        "action",
+        "sensitivity",
+        "external",
+        "destination_args",
+        "note",
+    }
     if unknown:
         raise CatalogError(f"{where}: unknown field(s) {sorted(unknown)}")
     tool = raw.get("tool")
@@ -83,19 +92,29 @@ def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
         raise CatalogError(f"{where}: field 'system' must be a non-empty string")
     action = raw.get("action")
     if action is not None and action not in ACTION_CLASSES:
-        raise CatalogError(f"{where}: field 'action' must be one of {list(ACTION_CLASSES)}, got {action!r}")
+        raise CatalogError(
+            f"{where}: field 'action' must be one of {list(ACTION_CLASSES)}, got {action!r}"
+        )
     sensitivity = raw.get("sensitivity")
     if sensitivity is not None and sensitivity not in SENSITIVITIES:
-        raise CatalogError(f"{where}: field 'sensitivity' must be one of {list(SENSITIVITIES)}, got {sensitivity!r}")
+        raise CatalogError(
+            f"{where}: field 'sensitivity' must be one of {list(SENSITIVITIES)}, got {sensitivity!r}"
+        )
     external = raw.get("external")
     if external is not None and not isinstance(external, bool):
         raise CatalogError(f"{where}: field 'external' must be true or false")
     args = raw.get("destination_args", [])
     if isinstance(args, str):
         args = [args]
-    if not isinstance(args, list) or not all(isinstance(a, str) and _ARG_NAME.match(a) for a in args):
-        raise CatalogError(f"{where}: field 'destination_args' must be a list of argument names ([A-Za-z0-9_.-])")
-    return CatalogEntry(index, tool, when_system, system, action, sensitivity, external, tuple(args))
+    if not isinstance(args, list) or not all(
+        isinstance(a, str) and _ARG_NAME.match(a) for a in args
+    ):
+        raise CatalogError(
+            f"{where}: field 'destination_args' must be a list of argument names ([A-Za-z0-9_.-])"
+        )
+    return CatalogEntry(
+        index, tool, when_system, system, action, sensitivity, external, tuple(args)
+    )
 
 
 def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
@@ -110,8 +129,17 @@ def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         con.executemany(
             "INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (e.entry_no, e.tool, e.when_system, e.is_glob, e.system, e.action, e.sensitivity,
-                 e.external, list(e.destination_args))
+                (
+                    e.entry_no,
+                    e.tool,
+                    e.when_system,
+                    e.is_glob,
+                    e.system,
+                    e.action,
+                    e.sensitivity,
+                    e.external,
+                    list(e.destination_args),
+                )
                 for e in entries
             ],
         )

@@ -45,7 +45,10 @@ def _first_record(head: FileHead) -> object | None:
             return value
     # A document too large for the head still starts with its outer keys.
     text = head.head[:4096].decode("utf-8", "replace")
-    for marker, fmt_record in (('"resourceSpans"', {"resourceSpans": []}), ('"Records"', {"Records": []})):
+    for marker, fmt_record in (
+        ('"resourceSpans"', {"resourceSpans": []}),
+        ('"Records"', {"Records": []}),
+    ):
         if marker in text:
             return fmt_record
     return None

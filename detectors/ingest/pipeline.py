@@ -138,7 +138,9 @@ def ingest_paths(
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    report = IngestReport(run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
+    report = IngestReport(
+        run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    )
     catalog = catalog or load_catalog(settings.catalog_path)
     _prepare_session(con, settings, catalog)
 
@@ -172,11 +174,15 @@ def _prepare_session(con: duckdb.DuckDBPyConnection, settings: Settings, catalog
     ipad, opad = _hash_pads(settings.hash_key)
     run_sql(con, "ingest_macros", {"ipad": ipad, "opad": opad})
     register_catalog(con, catalog)
-    con.execute("CREATE OR REPLACE TEMP TABLE cw_internal_domains AS SELECT ?::VARCHAR[] AS domains",
-                [list(catalog.internal_domains)])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE cw_internal_domains AS SELECT ?::VARCHAR[] AS domains",
+        [list(catalog.internal_domains)],
+    )
     con.execute("CREATE OR REPLACE TEMP TABLE cw_vault_lease_ttls (prefix VARCHAR, ttl_s BIGINT)")
     if settings.vault_lease_ttls:
-        con.executemany("INSERT INTO cw_vault_lease_ttls VALUES (?, ?)", list(settings.vault_lease_ttls.items()))
+        con.executemany(
+            "INSERT INTO cw_vault_lease_ttls VALUES (?, ?)", list(settings.vault_lease_ttls.items())
+        )
 
 
 def _previous_ingest(con: duckdb.DuckDBPyConnection, sha: str, fmt: str) -> int | None:
@@ -192,12 +198,25 @@ def _record_file(con, run_id: str, rep: FileReport, sha: str, path: Path, starte
     now = datetime.now(UTC).replace(tzinfo=None)
     con.execute(
         "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, rep.source_file, rep.source_format, sha, file_day(path), rep.records,
-         rep.loaded, rep.rejected, rep.duplicates, started or now, now],
+        [
+            run_id,
+            rep.source_file,
+            rep.source_format,
+            sha,
+            file_day(path),
+            rep.records,
+            rep.loaded,
+            rep.rejected,
+            rep.duplicates,
+            started or now,
+            now,
+        ],
     )
 
 
-def _load_units(con: duckdb.DuckDBPyConnection, fmt: str, files, settings: Settings) -> dict[str, str]:
+def _load_units(
+    con: duckdb.DuckDBPyConnection, fmt: str, files, settings: Settings
+) -> dict[str, str]:
     """Fill temp table ``units`` with every file's records; return {file: error} for unreadable ones."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE units (source_file VARCHAR, is_document BOOLEAN,
@@ -218,9 +237,12 @@ def _load_units(con: duckdb.DuckDBPyConnection, fmt: str, files, settings: Setti
                 _load_csv_units(con, path, compressed)
             else:
                 for batch in iter_units(
-                    path, source_file=str(path), document=document,
+                    path,
+                    source_file=str(path),
+                    document=document,
                     max_record_bytes=settings.max_record_bytes,
-                    max_document_bytes=settings.max_document_bytes, keep_bytes=keep,
+                    max_document_bytes=settings.max_document_bytes,
+                    keep_bytes=keep,
                 ):
                     arrow_batch = pa.Table.from_batches([batch], schema=UNIT_SCHEMA)  # noqa: F841 - scanned by DuckDB
                     con.execute(
@@ -259,7 +281,9 @@ def _load_csv_units(con: duckdb.DuckDBPyConnection, path: Path, compressed: bool
     )
 
 
-def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings, link: bool) -> list[FileReport]:
+def _ingest_batch(
+    con, run_id: str, fmt: str, files, settings: Settings, link: bool
+) -> list[FileReport]:
     started = datetime.now(UTC).replace(tzinfo=None)
     params = {
         "max_record_bytes": settings.max_record_bytes,
@@ -270,15 +294,21 @@ def _ingest_batch(con, run_id: str, fmt: str, files, settings: Settings, link: b
         "run_id": run_id,
         **_link_params(settings),
     }
-    con.execute("CREATE OR REPLACE TEMP TABLE batch_files (source_file VARCHAR, source_format VARCHAR, file_sha256 VARCHAR)")
-    con.executemany("INSERT INTO batch_files VALUES (?, ?, ?)", [(str(p), fmt, sha) for p, sha, _, _ in files])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE batch_files (source_file VARCHAR, source_format VARCHAR, file_sha256 VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO batch_files VALUES (?, ?, ?)", [(str(p), fmt, sha) for p, sha, _, _ in files]
+    )
     failed = _load_units(con, fmt, files, settings)
     if failed:
         con.execute("DELETE FROM batch_files WHERE list_contains(?, source_file)", [list(failed)])
     run_sql(con, "ingest_parsed_tables")
     run_sql(con, "ingest_units", params)
     run_sql(con, PARSE_SQL[fmt], params)
-    params["internal_domains"] = list(con.execute("SELECT domains FROM cw_internal_domains").fetchone()[0])
+    params["internal_domains"] = list(
+        con.execute("SELECT domains FROM cw_internal_domains").fetchone()[0]
+    )
     run_sql(con, "classify_actions", params)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -318,8 +348,10 @@ _SESSION_TABLES = {"cw_key", "catalog", "cw_internal_domains", "cw_vault_lease_t
 
 def _drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Free the batch's temp tables: they hold raw (unredacted) input and can be large."""
-    names = [row[0] for row in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
+    names = [
+        row[0]
+        for row in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    ]
     for name in names:
         if name not in _SESSION_TABLES:
             con.execute(f'DROP TABLE IF EXISTS temp.main."{name}"')

@@ -13,9 +13,30 @@ from chainwatch.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from tests.conftest import write_lines
 
 NATIVE = [
-    {"record_type": "task", "event_id": "s", "ts": "2026-11-01T09:00:00Z", "event": "start", "task_id": "task-9", "agent_id": "agent-3"},
-    {"record_type": "action", "event_id": "a", "ts": "2026-11-01T09:01:00Z", "agent_id": "agent-3", "task_id": "task-9", "tool": "frobnicate_widget"},
-    {"record_type": "task", "event_id": "e", "ts": "2026-11-01T09:05:00Z", "event": "end", "task_id": "task-9", "status": "completed"},
+    {
+        "record_type": "task",
+        "event_id": "s",
+        "ts": "2026-11-01T09:00:00Z",
+        "event": "start",
+        "task_id": "task-9",
+        "agent_id": "agent-3",
+    },
+    {
+        "record_type": "action",
+        "event_id": "a",
+        "ts": "2026-11-01T09:01:00Z",
+        "agent_id": "agent-3",
+        "task_id": "task-9",
+        "tool": "frobnicate_widget",
+    },
+    {
+        "record_type": "task",
+        "event_id": "e",
+        "ts": "2026-11-01T09:05:00Z",
+        "event": "end",
+        "task_id": "task-9",
+        "status": "completed",
+    },
 ]
 
 
@@ -24,13 +45,24 @@ def test_ingest_prints_counts_per_file_and_per_table(tmp_path: Path, capsys):
     code = main(["ingest", str(path), "--db", str(tmp_path / "w.duckdb"), "-q"])
     out = capsys.readouterr().out
     assert code == EXIT_OK
-    assert "total: 4 records, 3 loaded, 1 rejected, 0 duplicates; 0 file(s) could not be read" in out
+    assert (
+        "total: 4 records, 3 loaded, 1 rejected, 0 duplicates; 0 file(s) could not be read" in out
+    )
     assert re.search(r"agent_actions\s+1\n", out) and re.search(r"rejected_events\s+1\n", out)
 
 
 def test_ingest_exit_code_and_message_for_an_unreadable_file(tmp_path: Path, capsys):
     good = write_lines(tmp_path / "in" / "n.jsonl", NATIVE)
-    code = main(["ingest", str(good), str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "w.duckdb"), "-q"])
+    code = main(
+        [
+            "ingest",
+            str(good),
+            str(tmp_path / "nope.jsonl"),
+            "--db",
+            str(tmp_path / "w.duckdb"),
+            "-q",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == EXIT_PARTIAL
     assert "nope.jsonl" in captured.out and "1 file(s) could not be read" in captured.out
@@ -40,7 +72,9 @@ def test_a_malformed_catalog_is_a_usage_error_naming_file_and_field(tmp_path: Pa
     catalog = tmp_path / "cat.yaml"
     catalog.write_text("tools:\n  - {tool: send_email, action: exfiltrate}\n")
     path = write_lines(tmp_path / "in" / "n.jsonl", NATIVE)
-    code = main(["ingest", str(path), "--db", str(tmp_path / "w.duckdb"), "--catalog", str(catalog)])
+    code = main(
+        ["ingest", str(path), "--db", str(tmp_path / "w.duckdb"), "--catalog", str(catalog)]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_USAGE
     assert str(catalog) in err and "tools[0]" in err and "'action'" in err
@@ -50,7 +84,9 @@ def test_a_malformed_catalog_is_a_usage_error_naming_file_and_field(tmp_path: Pa
 def test_a_bad_setting_is_a_usage_error(tmp_path: Path, capsys):
     config = tmp_path / "settings.yaml"
     config.write_text("sts_session_pattern: '(unclosed'\n")
-    code = main(["ingest", str(tmp_path), "--db", str(tmp_path / "w.duckdb"), "--config", str(config)])
+    code = main(
+        ["ingest", str(tmp_path), "--db", str(tmp_path / "w.duckdb"), "--config", str(config)]
+    )
     assert code == EXIT_USAGE
     assert "sts_session_pattern" in capsys.readouterr().err
 
@@ -89,7 +125,12 @@ def test_catalog_report_lists_unmapped_tools_by_count(tmp_path: Path, capsys):
 
 
 def test_console_script_help_works():
-    result = subprocess.run([sys.executable, "-m", "chainwatch.cli", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "chainwatch.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for command in ("simulate", "ingest", "run", "catalog-report"):
         assert command in result.stdout
 

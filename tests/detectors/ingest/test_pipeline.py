@@ -13,8 +13,15 @@ from detectors.ingest.pipeline import expand_paths, file_day, ingest_paths, part
 from detectors.quality import conservation_violations
 from tests.conftest import Ingester, write_lines
 
-NATIVE_OK = {"record_type": "action", "event_id": "a1", "ts": "2026-11-01T10:00:00Z", "agent_id": "agent-1",
-             "task_id": "task-1", "tool": "read_file", "arguments": {"path": "/etc/hosts"}}
+NATIVE_OK = {
+    "record_type": "action",
+    "event_id": "a1",
+    "ts": "2026-11-01T10:00:00Z",
+    "agent_id": "agent-1",
+    "task_id": "task-1",
+    "tool": "read_file",
+    "arguments": {"path": "/etc/hosts"},
+}
 
 
 def counts(report):
@@ -22,11 +29,19 @@ def counts(report):
 
 
 def reject_reasons(ingest: Ingester) -> list[str]:
-    return [r["reason"] for r in ingest.rows("SELECT reason FROM rejected_events ORDER BY source_line")]
+    return [
+        r["reason"] for r in ingest.rows("SELECT reason FROM rejected_events ORDER BY source_line")
+    ]
 
 
 def test_every_record_lands_in_exactly_one_place(ingest: Ingester):
-    records = [NATIVE_OK, dict(NATIVE_OK, event_id="a2"), NATIVE_OK, "{broken", dict(NATIVE_OK, event_id="a3", ts="yesterday")]
+    records = [
+        NATIVE_OK,
+        dict(NATIVE_OK, event_id="a2"),
+        NATIVE_OK,
+        "{broken",
+        dict(NATIVE_OK, event_id="a3", ts="yesterday"),
+    ]
     report = ingest.lines("mixed.jsonl", records)
     assert counts(report) == [(5, 2, 2, 1)]
     assert report.files[0].balanced
@@ -44,11 +59,19 @@ def test_conservation_check_catches_a_lost_row(ingest: Ingester):
 
 
 def test_reingesting_a_file_adds_nothing(ingest: Ingester, tmp_path: Path):
-    path = write_lines(tmp_path / "in" / "day.jsonl", [NATIVE_OK, "{bad", dict(NATIVE_OK, event_id="a2")])
+    path = write_lines(
+        tmp_path / "in" / "day.jsonl", [NATIVE_OK, "{bad", dict(NATIVE_OK, event_id="a2")]
+    )
     first = ingest.files(path)
-    before = {t: ingest.one(f"SELECT count(*) FROM {t}") for t in ("agent_actions", "rejected_events", "ingest_ledger")}
+    before = {
+        t: ingest.one(f"SELECT count(*) FROM {t}")
+        for t in ("agent_actions", "rejected_events", "ingest_ledger")
+    }
     second = ingest.files(path)
-    after = {t: ingest.one(f"SELECT count(*) FROM {t}") for t in ("agent_actions", "rejected_events", "ingest_ledger")}
+    after = {
+        t: ingest.one(f"SELECT count(*) FROM {t}")
+        for t in ("agent_actions", "rejected_events", "ingest_ledger")
+    }
     assert counts(first) == [(3, 2, 1, 0)]
     assert counts(second) == [(3, 0, 0, 3)]
     assert before == after
@@ -68,13 +91,28 @@ def test_same_records_in_a_renamed_or_reordered_file_add_nothing(ingest: Ingeste
     ("line", "reason"),
     [
         (b'{"record_type": "action", ', "malformed JSON (invalid syntax or truncated line)"),
-        (b'{"record_type":"action","ts":"2026-11-01T10:00:00Z","agent_id":"a","tool":"t\xff\xfe"}', "invalid UTF-8 byte sequence"),
-        (b'{"record_type":"action","ts":"2026-11-01T10:00:00Z","agent_id":["x"],"tool":"t"}', "wrong type for agent_id: expected string, got array"),
-        (b'{"record_type":"action","ts":"2026-11-01T10:00:00Z","agent_id":"a"}', "missing required field tool"),
+        (
+            b'{"record_type":"action","ts":"2026-11-01T10:00:00Z","agent_id":"a","tool":"t\xff\xfe"}',
+            "invalid UTF-8 byte sequence",
+        ),
+        (
+            b'{"record_type":"action","ts":"2026-11-01T10:00:00Z","agent_id":["x"],"tool":"t"}',
+            "wrong type for agent_id: expected string, got array",
+        ),
+        (
+            b'{"record_type":"action","ts":"2026-11-01T10:00:00Z","agent_id":"a"}',
+            "missing required field tool",
+        ),
         (b'{"record_type":"action","agent_id":"a","tool":"t"}', "missing required field ts"),
-        (b'{"record_type":"action","ts":"31/12/2026 25:61","agent_id":"a","tool":"t"}', 'unparseable timestamp in ts: "31/12/2026 25:61"'),
-        (b'{"record_type":"action","ts":"1700-01-01T00:00:00Z","agent_id":"a","tool":"t"}', "timestamp out of range in ts: 1700-01-01 00:00:00"),
-        (b'42', "record is not a JSON object (got number)"),
+        (
+            b'{"record_type":"action","ts":"31/12/2026 25:61","agent_id":"a","tool":"t"}',
+            'unparseable timestamp in ts: "31/12/2026 25:61"',
+        ),
+        (
+            b'{"record_type":"action","ts":"1700-01-01T00:00:00Z","agent_id":"a","tool":"t"}',
+            "timestamp out of range in ts: 1700-01-01 00:00:00",
+        ),
+        (b"42", "record is not a JSON object (got number)"),
     ],
 )
 def test_each_bad_input_gets_a_specific_reason(ingest: Ingester, line: bytes, reason: str):
@@ -90,7 +128,9 @@ def test_a_10_mb_line_is_rejected_and_the_run_goes_on(ingest: Ingester):
     report = ingest.lines("huge.jsonl", [NATIVE_OK, huge, dict(NATIVE_OK, event_id="after")])
     assert counts(report) == [(3, 2, 1, 0)]
     row = ingest.rows("SELECT reason, raw_bytes, length(raw_text) AS kept FROM rejected_events")[0]
-    assert row["reason"].startswith("record too large: 10485794 bytes exceeds the limit of 8388608 bytes")
+    assert row["reason"].startswith(
+        "record too large: 10485794 bytes exceeds the limit of 8388608 bytes"
+    )
     assert row["raw_bytes"] == 10485794
     assert row["kept"] <= ingest.settings.reject_text_chars
 
@@ -109,7 +149,9 @@ def test_blank_lines_are_separators_not_records(ingest: Ingester):
     assert counts(report) == [(1, 1, 0, 0)]
 
 
-def test_unreadable_file_fails_with_its_name_and_others_still_load(ingest: Ingester, tmp_path: Path):
+def test_unreadable_file_fails_with_its_name_and_others_still_load(
+    ingest: Ingester, tmp_path: Path
+):
     good = write_lines(tmp_path / "in" / "good.jsonl", [NATIVE_OK])
     broken_gz = tmp_path / "in" / "broken.jsonl.gz"
     broken_gz.write_bytes(gzip.compress(b'{"record_type":"action"}\n')[:12])
@@ -130,7 +172,9 @@ def test_permission_denied_names_the_file(ingest: Ingester, tmp_path: Path):
 
 
 def test_gzip_files_load_like_plain_ones(ingest: Ingester):
-    report = ingest.lines("day.jsonl.gz", [NATIVE_OK, dict(NATIVE_OK, event_id="a2")], compress=True)
+    report = ingest.lines(
+        "day.jsonl.gz", [NATIVE_OK, dict(NATIVE_OK, event_id="a2")], compress=True
+    )
     assert counts(report) == [(2, 2, 0, 0)]
 
 
@@ -149,7 +193,10 @@ def test_a_folder_is_expanded_and_hidden_files_skipped(tmp_path: Path):
 
 def test_partition_day_comes_from_the_path_then_mtime(tmp_path: Path):
     assert str(partition_day_of(Path("land/2026-11-02/x.json"))) == "2026-11-02"
-    assert str(partition_day_of(Path("111_CloudTrail_us-east-1_20241130T2045Z_abc.json.gz"))) == "2024-11-30"
+    assert (
+        str(partition_day_of(Path("111_CloudTrail_us-east-1_20241130T2045Z_abc.json.gz")))
+        == "2024-11-30"
+    )
     undated = write_lines(tmp_path / "x.jsonl", [NATIVE_OK])
     os.utime(undated, (1761994800, 1761994800))  # 2025-11-01T11:00:00Z
     assert str(file_day(undated)) == "2025-11-01"
@@ -157,14 +204,28 @@ def test_partition_day_comes_from_the_path_then_mtime(tmp_path: Path):
 
 def test_mixed_formats_in_one_folder(ingest: Ingester, tmp_path: Path):
     write_lines(tmp_path / "land" / "native.jsonl", [NATIVE_OK])
-    write_lines(tmp_path / "land" / "vault.log", [{
-        "time": "2026-11-01T10:00:00Z", "type": "response", "auth": {"client_token": "hmac-sha256:t"},
-        "request": {"id": "r1", "operation": "read", "path": "secret/data/x"}, "response": {}}])
+    write_lines(
+        tmp_path / "land" / "vault.log",
+        [
+            {
+                "time": "2026-11-01T10:00:00Z",
+                "type": "response",
+                "auth": {"client_token": "hmac-sha256:t"},
+                "request": {"id": "r1", "operation": "read", "path": "secret/data/x"},
+                "response": {},
+            }
+        ],
+    )
     shutil.copy(tmp_path / "land" / "native.jsonl", tmp_path / "land" / "native-copy.jsonl")
     report = ingest.files(tmp_path / "land")
-    by_name = {Path(f.source_file).name: (f.source_format, f.loaded, f.duplicates) for f in report.files}
+    by_name = {
+        Path(f.source_file).name: (f.source_format, f.loaded, f.duplicates) for f in report.files
+    }
     assert by_name["vault.log"] == ("vault", 1, 0)
-    assert sorted(v for k, v in by_name.items() if k.startswith("native")) == [("native", 0, 1), ("native", 1, 0)]
+    assert sorted(v for k, v in by_name.items() if k.startswith("native")) == [
+        ("native", 0, 1),
+        ("native", 1, 0),
+    ]
 
 
 def test_ingest_without_linking_leaves_tasks_for_the_job(con, settings, tmp_path: Path):
