@@ -51,6 +51,11 @@ def write_json(path: Path, document, *, indent: int | None = 2) -> Path:
     return path
 
 
+def counts(report: IngestReport) -> list[tuple[int, int, int, int]]:
+    """(records, loaded, rejected, duplicates) per file of an ingest report."""
+    return [(f.records, f.loaded, f.rejected, f.duplicates) for f in report.files]
+
+
 class Ingester:
     """Ingest files into the test warehouse and query it."""
 
@@ -77,6 +82,20 @@ class Ingester:
 
     def one(self, sql: str, params=None):
         return self.con.execute(sql, params or []).fetchone()[0]
+
+    def stored_text(self) -> str:
+        """Every VARCHAR (and VARCHAR[]) value of every warehouse table, as one text."""
+        columns = self.rows(
+            """SELECT table_name, column_name FROM information_schema.columns
+               WHERE table_catalog = current_database() AND table_schema = 'main'
+                 AND data_type IN ('VARCHAR', 'VARCHAR[]')"""
+        )
+        assert len(columns) > 20
+        values = []
+        for col in columns:
+            sql = f'SELECT "{col["column_name"]}"::VARCHAR FROM "{col["table_name"]}"'  # noqa: S608 - names from information_schema
+            values.extend(v for (v,) in self.con.execute(sql).fetchall() if v is not None)
+        return "\n".join(values)
 
     def cred_id(self, namespace: str, raw: str) -> str:
         """The keyed hash chainwatch stores for a raw credential identifier."""

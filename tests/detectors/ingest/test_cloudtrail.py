@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import Ingester
+from tests.conftest import Ingester, counts
 
 ACCOUNT = "111122223333"
 ORCH_KEY = "AKIA2ORCHESTRATOR001"  # long-lived key of the orchestrator IAM user
@@ -150,25 +150,6 @@ def s3_call(
         managementEvent=False,
         eventCategory="Data",
     )
-
-
-def stored_text(ingest: Ingester) -> str:
-    """Every VARCHAR (and VARCHAR[]) value of every warehouse table, as one text."""
-    columns = ingest.rows(
-        """SELECT table_name, column_name FROM information_schema.columns
-           WHERE table_catalog = current_database() AND table_schema = 'main'
-             AND data_type IN ('VARCHAR', 'VARCHAR[]')"""
-    )
-    assert len(columns) > 20
-    values = []
-    for col in columns:
-        sql = f'SELECT "{col["column_name"]}"::VARCHAR FROM "{col["table_name"]}"'
-        values.extend(v for (v,) in ingest.con.execute(sql).fetchall() if v is not None)
-    return "\n".join(values)
-
-
-def counts(report) -> list[tuple[int, int, int, int]]:
-    return [(f.records, f.loaded, f.rejected, f.duplicates) for f in report.files]
 
 
 def issue_of(ingest: Ingester, cred: str) -> dict:
@@ -979,7 +960,7 @@ def test_raw_keys_and_session_tokens_are_never_stored(ingest: Ingester):
     ]
     report = ingest.document("secrets.json", {"Records": records})
     assert counts(report) == [(5, 4, 1, 0)]
-    text = stored_text(ingest)
+    text = ingest.stored_text()
     for secret in (
         ORCH_KEY,
         AGENT_KEY,
@@ -1589,7 +1570,7 @@ def test_real_account_shaped_file(ingest: Ingester):
     # the AssumeRole minting for planner@task-a1: 4; planner: 5, 6, 7, 8, 9, 21; executor: 10-14
     assert task_actions == 12
     assert actions["ct:" + _eid(4)]["task_id"] == "task-a1"
-    text = stored_text(ingest)
+    text = ingest.stored_text()
     for secret in (
         ORCH_KEY,
         K_CONSOLE,

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import Ingester
+from tests.conftest import Ingester, counts
 
 JTI = "JTI=6a2f0c1e-8b3d-4f57-9e21-0d4c7b5a9f13"
 POD = "researcher-task-42"  # default k8s_pod_pattern: agent "researcher", task "task-42"
@@ -182,27 +182,8 @@ def secret_get(
     )
 
 
-def counts(report) -> list[tuple[int, int, int, int]]:
-    return [(f.records, f.loaded, f.rejected, f.duplicates) for f in report.files]
-
-
 def actions(ingest: Ingester) -> dict[str, dict]:
     return {a["event_id"]: a for a in ingest.rows("SELECT * FROM agent_actions")}
-
-
-def stored_text(ingest: Ingester) -> str:
-    """Every VARCHAR (and VARCHAR[]) value of every warehouse table, as one text."""
-    columns = ingest.rows(
-        """SELECT table_name, column_name FROM information_schema.columns
-           WHERE table_catalog = current_database() AND table_schema = 'main'
-             AND data_type IN ('VARCHAR', 'VARCHAR[]')"""
-    )
-    assert len(columns) > 20
-    values = []
-    for col in columns:
-        sql = f'SELECT "{col["column_name"]}"::VARCHAR FROM "{col["table_name"]}"'
-        values.extend(v for (v,) in ingest.con.execute(sql).fetchall() if v is not None)
-    return "\n".join(values)
 
 
 # ---------------------------------------------------------------- TokenRequest
@@ -389,7 +370,7 @@ def test_issued_token_value_is_never_stored(ingest: Ingester):
         "audit.log", [token_request(), secret_get("a7d0c9e8-0007-4c8e-9d7b-3e2f1a0b9c8d"), bad]
     )
     assert ingest.one("SELECT count(*) FROM rejected_events") == 1
-    text = stored_text(ingest)
+    text = ingest.stored_text()
     assert ISSUED_TOKEN not in text
     assert ISSUED_TOKEN.split(".")[1] not in text
     assert ingest.cred_id("k8s", JTI) in text

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from detectors.warehouse import connect
-from tests.conftest import Ingester
+from tests.conftest import Ingester, counts
 
 TS = "2024-05-01T10:00:00Z"
 
@@ -31,10 +31,6 @@ def act(event_id: str | None = "a1", **fields) -> dict:
         del rec["event_id"]
     rec.update(fields)
     return {k: v for k, v in rec.items() if v is not None or k in fields}
-
-
-def counts(report) -> list[tuple[int, int, int, int]]:
-    return [(f.records, f.loaded, f.rejected, f.duplicates) for f in report.files]
 
 
 # --- the same records in three encodings -------------------------------------------------------

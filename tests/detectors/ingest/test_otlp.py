@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.conftest import Ingester
+from tests.conftest import Ingester, counts
 
 T0 = 1714557600  # 2024-05-01 10:00:00 UTC
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -88,10 +88,6 @@ def export(*spans: dict, service: str = "svc-agent") -> dict:
 def tool_span(span_id: str, tool: str, extra: dict | None = None, **kwargs) -> dict:
     attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool, **(extra or {})}
     return span(span_id, f"execute_tool {tool}", attrs, **kwargs)
-
-
-def counts(report) -> list[tuple[int, int, int, int]]:
-    return [(f.records, f.loaded, f.rejected, f.duplicates) for f in report.files]
 
 
 def action(ingest: Ingester, span_id: str, trace: str = TRACE) -> dict:

@@ -11,7 +11,7 @@ import pytest
 
 from detectors.ingest.pipeline import expand_paths, file_day, ingest_paths, partition_day_of
 from detectors.quality import conservation_violations
-from tests.conftest import Ingester, write_lines
+from tests.conftest import Ingester, counts, write_lines
 
 NATIVE_OK = {
     "record_type": "action",
@@ -22,10 +22,6 @@ NATIVE_OK = {
     "tool": "read_file",
     "arguments": {"path": "/etc/hosts"},
 }
-
-
-def counts(report):
-    return [(f.records, f.loaded, f.rejected, f.duplicates) for f in report.files]
 
 
 def reject_reasons(ingest: Ingester) -> list[str]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.conftest import Ingester
+from tests.conftest import Ingester, counts
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
 RESPONSE_DELAY = timedelta(milliseconds=20)
@@ -140,25 +140,6 @@ def cred_events(ingest: Ingester, event_type: str, cred: str | None = None) -> l
         sql += " AND credential_id = ?"
         params.append(cred)
     return ingest.rows(sql + " ORDER BY ts, event_id", params)
-
-
-def counts(report) -> list[tuple[int, int, int, int]]:
-    return [(f.records, f.loaded, f.rejected, f.duplicates) for f in report.files]
-
-
-def stored_text(ingest: Ingester) -> str:
-    """Every VARCHAR (and VARCHAR[]) value of every warehouse table, as one text."""
-    columns = ingest.rows(
-        """SELECT table_name, column_name FROM information_schema.columns
-           WHERE table_catalog = current_database() AND table_schema = 'main'
-             AND data_type IN ('VARCHAR', 'VARCHAR[]')"""
-    )
-    assert len(columns) > 20
-    values = []
-    for col in columns:
-        sql = f'SELECT "{col["column_name"]}"::VARCHAR FROM "{col["table_name"]}"'
-        values.extend(v for (v,) in ingest.con.execute(sql).fetchall() if v is not None)
-    return "\n".join(values)
 
 
 AGENT_META = {"role_name": "agent-runner", "task_id": "task-77", "agent_id": "researcher"}
@@ -438,7 +419,7 @@ def test_hmac_tokens_are_key_hashed_and_never_stored(ingest: Ingester):
     entries, tokens, _ = _token_scenario()
     report = ingest.lines("audit.log", entries)
     assert counts(report) == [(12, 6, 0, 6)]
-    text = stored_text(ingest)
+    text = ingest.stored_text()
     for token in tokens:
         assert token not in text
         assert ingest.cred_id("vault", token) in text
@@ -447,7 +428,7 @@ def test_hmac_tokens_are_key_hashed_and_never_stored(ingest: Ingester):
 def test_hmac_accessors_are_never_stored(ingest: Ingester):
     entries, _, accessors = _token_scenario()
     ingest.lines("audit.log", entries)
-    text = stored_text(ingest)
+    text = ingest.stored_text()
     for accessor in accessors:
         assert accessor not in text
 
