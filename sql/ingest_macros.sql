@@ -146,10 +146,13 @@ CREATE OR REPLACE TEMP MACRO cw_any_json(v) AS CASE
 CREATE OR REPLACE TEMP MACRO cw_attr(attrs, k) AS
     list_filter(attrs, a -> a.key = k)[1].value;
 
-CREATE OR REPLACE TEMP MACRO cw_attr_text(attrs, k) AS
-    CASE WHEN cw_attr(attrs, k) IS NULL THEN NULL
-         WHEN (cw_attr(attrs, k) -> 'stringValue') IS NOT NULL THEN (cw_attr(attrs, k) ->> 'stringValue')
-         ELSE trim(cw_any_json(cw_attr(attrs, k)), '"') END;
+-- An AnyValue scalar as text (arrays and kvlists as their JSON; ids and names are scalars).
+CREATE OR REPLACE TEMP MACRO cw_any_text(v) AS CASE
+    WHEN v IS NULL THEN NULL
+    WHEN (v -> 'stringValue') IS NOT NULL THEN (v ->> 'stringValue')
+    ELSE trim(cw_any_scalar_json(v), '"') END;
+
+CREATE OR REPLACE TEMP MACRO cw_attr_text(attrs, k) AS cw_any_text(cw_attr(attrs, k));
 
 -- OTLP trace and span ids: hex per the OTLP/JSON spec, base64 from protobuf-JSON exporters.
 CREATE OR REPLACE TEMP MACRO cw_otlp_id(s, nbytes) AS CASE
