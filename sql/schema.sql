@@ -164,3 +164,31 @@ CREATE TABLE IF NOT EXISTS credential_aliases (
     alias_id       VARCHAR NOT NULL,
     credential_id  VARCHAR NOT NULL
 );
+
+-- One row per finding. finding_id is stable across reruns (rule + entity + window); a rerun
+-- updates detection fields and never touches triage_status / triage_note.
+CREATE TABLE IF NOT EXISTS findings (
+    finding_id          VARCHAR NOT NULL,
+    rule_id             VARCHAR NOT NULL,
+    title               VARCHAR NOT NULL,
+    severity            VARCHAR NOT NULL,      -- informational, low, medium, high, critical
+    risk_score          INTEGER NOT NULL,      -- 0..100
+    confidence          VARCHAR NOT NULL,      -- low, medium, high
+    analytic_type       VARCHAR NOT NULL,      -- rule, behavioral, statistical, learning
+    entity_type         VARCHAR NOT NULL,      -- task, credential, agent
+    entity_id           VARCHAR NOT NULL,
+    agent_id            VARCHAR,
+    task_id             VARCHAR,
+    credential_id       VARCHAR,
+    first_seen          TIMESTAMP NOT NULL,
+    last_seen           TIMESTAMP NOT NULL,
+    evidence_event_ids  VARCHAR[] NOT NULL,
+    detail              VARCHAR,
+    frameworks          JSON,                  -- {"owasp_agentic": [...], "owasp_nhi": [...], "maestro": {...}, "nist_ai_rmf": [...]}
+    status              VARCHAR NOT NULL,      -- effective: new, in_progress, suppressed, resolved
+    triage_status       VARCHAR,               -- set by people: in_progress, resolved (never overwritten by a run)
+    triage_note         VARCHAR,
+    suppression         VARCHAR,               -- reason of the suppression entry that applies, if any
+    first_detected_at   TIMESTAMP NOT NULL,
+    last_detected_at    TIMESTAMP NOT NULL
+);

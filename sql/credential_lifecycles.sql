@@ -1,0 +1,87 @@
+-- credential_lifecycles: one row per credential, from its events, the actions made with it and its
+-- task. "as_of" is the newest event time in the warehouse (not the wall clock), so reruns over the
+-- same data give the same table.
+
+CREATE OR REPLACE TABLE credential_lifecycles AS
+WITH as_of AS (
+    SELECT greatest(
+        (SELECT max(ts) FROM agent_actions), (SELECT max(ts) FROM credential_events),
+        (SELECT max(ts) FROM task_events)) AS as_of
+), issue AS (
+    SELECT credential_id,
+        arg_min(credential_kind, ts) AS credential_kind, arg_min(principal, ts) AS principal,
+        arg_min(agent_id, ts) AS agent_id, arg_min(task_id, ts) AS task_id,
+        min(coalesce(issued_at, ts)) AS issued_at, arg_min(expires_at, ts) AS issue_expires_at,
+        arg_min(ttl_s, ts) AS ttl_s, arg_min(parent_credential_id, ts) AS parent_credential_id,
+        arg_min(scopes, ts) AS scopes, arg_min(source_ip, ts) AS issue_source_ip
+    FROM credential_events WHERE event_type = 'issue' GROUP BY credential_id
+), events AS (
+    SELECT credential_id,
+        mode(credential_kind) AS any_kind,
+        min(ts) FILTER (WHERE event_type = 'revoke') AS revoked_at,
+        min(ts) FILTER (WHERE event_type = 'expire') AS expired_event_at,
+        count(*) FILTER (WHERE event_type = 'renew') AS renewals,
+        max(ts) FILTER (WHERE event_type = 'renew') AS last_renewed_at,
+        arg_max(expires_at, ts) FILTER (WHERE event_type = 'renew' AND expires_at IS NOT NULL) AS renewed_expires_at
+    FROM credential_events GROUP BY credential_id
+), use_rows AS (
+    SELECT credential_id, event_id, ts, task_id, agent_id, source_ip FROM credential_events
+    WHERE event_type = 'use'
+    UNION
+    SELECT credential_id, event_id, ts, task_id, agent_id, source_ip FROM agent_actions
+    WHERE credential_id IS NOT NULL
+), uses AS (
+    SELECT credential_id, min(ts) AS first_use, max(ts) AS last_use, count(DISTINCT event_id) AS uses,
+        count(DISTINCT task_id) AS distinct_tasks, count(DISTINCT agent_id) AS distinct_agents,
+        count(DISTINCT source_ip) AS distinct_source_ips,
+        list_sort(list(DISTINCT task_id) FILTER (WHERE task_id IS NOT NULL)) AS tasks_used_in,
+        list_sort(list(DISTINCT agent_id) FILTER (WHERE agent_id IS NOT NULL)) AS agents_used_by,
+        list_sort(list(DISTINCT source_ip) FILTER (WHERE source_ip IS NOT NULL)) AS source_ips
+    FROM use_rows GROUP BY credential_id
+), joined AS (
+    SELECT e.credential_id,
+        coalesce(i.credential_kind, e.any_kind) AS credential_kind,
+        i.principal, i.agent_id, i.task_id, i.issued_at, i.ttl_s,
+        coalesce(e.renewed_expires_at, i.issue_expires_at) AS expires_at,
+        e.revoked_at, e.expired_event_at, e.renewals, e.last_renewed_at,
+        t.ended_at AS task_ended_at, t.end_source AS task_end_source,
+        u.first_use, u.last_use, coalesce(u.uses, 0) AS uses,
+        coalesce(u.distinct_tasks, 0) AS distinct_tasks, coalesce(u.distinct_agents, 0) AS distinct_agents,
+        coalesce(u.distinct_source_ips, 0) AS distinct_source_ips,
+        u.tasks_used_in, u.agents_used_by, u.source_ips,
+        i.parent_credential_id, i.scopes, p.scopes AS parent_scopes,
+        i.issued_at IS NOT NULL AS issue_seen,
+        (SELECT as_of FROM as_of) AS as_of
+    FROM events e
+    LEFT JOIN issue i USING (credential_id)
+    LEFT JOIN uses u USING (credential_id)
+    LEFT JOIN tasks t ON t.task_id = i.task_id
+    LEFT JOIN issue p ON p.credential_id = i.parent_credential_id
+), bounded AS (
+    SELECT *,
+        -- The end of the credential's usable life: revoked, expired, or (unknown) still open.
+        least(revoked_at, expires_at, expired_event_at) AS validity_end,
+        CASE WHEN revoked_at IS NOT NULL AND revoked_at <= coalesce(least(expires_at, expired_event_at), revoked_at) THEN 'revoked'
+             WHEN least(expires_at, expired_event_at) <= as_of THEN 'expired'
+             WHEN least(expires_at, expired_event_at) IS NOT NULL THEN 'valid'
+             ELSE 'open' END AS ended_by
+    FROM joined
+)
+SELECT credential_id, credential_kind, principal, agent_id, task_id, issued_at, expires_at, revoked_at,
+    renewals, last_renewed_at, ttl_s, task_ended_at, task_end_source,
+    first_use, last_use, uses,
+    (SELECT count(DISTINCT u.event_id) FROM use_rows u WHERE u.credential_id = b.credential_id AND u.ts > b.task_ended_at)
+        AS uses_after_task_end,
+    distinct_tasks, distinct_agents, distinct_source_ips, tasks_used_in, agents_used_by, source_ips,
+    validity_end, validity_end IS NOT NULL AS validity_end_known, ended_by,
+    CASE WHEN task_ended_at IS NOT NULL
+         THEN greatest(0, epoch(coalesce(validity_end, as_of)) - epoch(task_ended_at)) END AS validity_after_task_s,
+    CASE WHEN issued_at IS NOT NULL AND coalesce(validity_end, as_of) > issued_at
+         THEN least(1.0, greatest(0.0,
+             (epoch(coalesce(validity_end, as_of)) - epoch(greatest(coalesce(last_use, issued_at), issued_at)))
+             / (epoch(coalesce(validity_end, as_of)) - epoch(issued_at)))) END AS idle_validity_share,
+    parent_credential_id, scopes, parent_scopes,
+    CASE WHEN parent_scopes IS NOT NULL THEN list_filter(scopes, s -> NOT list_contains(parent_scopes, s)) END
+        AS scopes_beyond_parent,
+    issue_seen, as_of
+FROM bounded b;
