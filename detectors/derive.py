@@ -23,5 +23,7 @@ def build_task_sequences(con: duckdb.DuckDBPyConnection) -> int:
 
 def build_derived_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rebuild every derived table."""
-    return {"credential_lifecycles": build_credential_lifecycles(con),
-            "task_sequences": build_task_sequences(con)}
+    return {
+        "credential_lifecycles": build_credential_lifecycles(con),
+        "task_sequences": build_task_sequences(con),
+    }

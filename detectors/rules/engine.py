@@ -28,19 +28,51 @@ ENTITIES = ("task", "credential", "agent")
 ANALYTIC_TYPES = ("rule", "behavioral", "statistical", "learning")
 CONFIDENCES = ("low", "medium", "high")
 MAESTRO_LAYERS = (
-    "L1 Foundation Models", "L2 Data Operations", "L3 Agent Frameworks",
-    "L4 Deployment and Infrastructure", "L5 Evaluation and Observability",
-    "L6 Security and Compliance", "L7 Agent Ecosystem",
+    "L1 Foundation Models",
+    "L2 Data Operations",
+    "L3 Agent Frameworks",
+    "L4 Deployment and Infrastructure",
+    "L5 Evaluation and Observability",
+    "L6 Security and Compliance",
+    "L7 Agent Ecosystem",
 )
 NIST_AI_RMF = ("GOVERN", "MAP", "MEASURE", "MANAGE")
-REQUIRED = ("id", "title", "description", "kind", "severity", "status", "entity", "references",
-            "frameworks", "false_positives", "runbook")
+REQUIRED = (
+    "id",
+    "title",
+    "description",
+    "kind",
+    "severity",
+    "status",
+    "entity",
+    "references",
+    "frameworks",
+    "false_positives",
+    "runbook",
+)
 DEFAULT_RISK = {"informational": 10, "low": 25, "medium": 50, "high": 75, "critical": 90}
-HIT_COLUMNS = ("entity_id", "agent_id", "task_id", "credential_id", "first_seen", "last_seen",
-               "evidence_event_ids", "detail")
+HIT_COLUMNS = (
+    "entity_id",
+    "agent_id",
+    "task_id",
+    "credential_id",
+    "first_seen",
+    "last_seen",
+    "evidence_event_ids",
+    "detail",
+)
 # Fields chain and threshold predicates may test, and what a group_by may name.
-PREDICATE_FIELDS = ("action_class", "sensitivity", "system", "tool", "external", "destination",
-                    "outcome", "source_format", "classified_by")
+PREDICATE_FIELDS = (
+    "action_class",
+    "sensitivity",
+    "system",
+    "tool",
+    "external",
+    "destination",
+    "outcome",
+    "source_format",
+    "classified_by",
+)
 GROUP_FIELDS = {"task": "task_id", "agent": "agent_id", "credential": "credential_id"}
 _PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
@@ -76,14 +108,19 @@ def parse_duration(value: Any, where: str) -> int:
         return value
     match = _DURATION.match(str(value).strip())
     if not match:
-        raise RuleError(f"{where}: expected a duration like 300, '10m', '2h' or '30d', got {value!r}")
+        raise RuleError(
+            f"{where}: expected a duration like 300, '10m', '2h' or '30d', got {value!r}"
+        )
     return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
 
 
 def load_rules(directory: Path = RULES_DIR, overrides: dict[str, dict] | None = None) -> list[Rule]:
     """Every rule unit in ``directory``, validated; ``overrides`` set parameters per rule id."""
-    rules = [load_rule(p, (overrides or {}).get(p.stem)) for p in sorted(directory.glob("*.yaml"))
-             if not p.name.endswith(".cases.yaml")]
+    rules = [
+        load_rule(p, (overrides or {}).get(p.stem))
+        for p in sorted(directory.glob("*.yaml"))
+        if not p.name.endswith(".cases.yaml")
+    ]
     seen: dict[str, Path] = {}
     for rule in rules:
         if rule.id in seen:
@@ -104,7 +141,9 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
         if name not in meta or meta[name] in (None, "", []):
             raise RuleError(f"{path}: missing required field '{name}'")
     if meta["id"] != path.stem:
-        raise RuleError(f"{path}: field 'id' must equal the file name ({path.stem!r}), got {meta['id']!r}")
+        raise RuleError(
+            f"{path}: field 'id' must equal the file name ({path.stem!r}), got {meta['id']!r}"
+        )
     _one_of(path, meta, "kind", KINDS)
     _one_of(path, meta, "severity", SEVERITIES)
     _one_of(path, meta, "status", STATUSES)
@@ -116,7 +155,9 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
     risk = meta.setdefault("risk_score", DEFAULT_RISK[meta["severity"]])
     if not isinstance(risk, int) or isinstance(risk, bool) or not 0 <= risk <= 100:
         raise RuleError(f"{path}: field 'risk_score' must be an integer from 0 to 100")
-    if not isinstance(meta["references"], list) or not all(isinstance(r, str) for r in meta["references"]):
+    if not isinstance(meta["references"], list) or not all(
+        isinstance(r, str) for r in meta["references"]
+    ):
         raise RuleError(f"{path}: field 'references' must be a list of strings")
     if not isinstance(meta["false_positives"], list):
         raise RuleError(f"{path}: field 'false_positives' must be a list")
@@ -146,7 +187,9 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
 
 def _one_of(path: Path, meta: dict, name: str, allowed: tuple[str, ...]) -> None:
     if meta.get(name) not in allowed:
-        raise RuleError(f"{path}: field '{name}' must be one of {list(allowed)}, got {meta.get(name)!r}")
+        raise RuleError(
+            f"{path}: field '{name}' must be one of {list(allowed)}, got {meta.get(name)!r}"
+        )
 
 
 def _check_frameworks(path: Path, frameworks: Any) -> None:
@@ -158,10 +201,18 @@ def _check_frameworks(path: Path, frameworks: Any) -> None:
             raise RuleError(f"{path}: field 'frameworks.{key}' must be a non-empty list of strings")
     bad = [v for v in frameworks["nist_ai_rmf"] if v not in NIST_AI_RMF]
     if bad:
-        raise RuleError(f"{path}: field 'frameworks.nist_ai_rmf' has {bad}; use {list(NIST_AI_RMF)}")
+        raise RuleError(
+            f"{path}: field 'frameworks.nist_ai_rmf' has {bad}; use {list(NIST_AI_RMF)}"
+        )
     maestro = frameworks.get("maestro")
-    if not isinstance(maestro, dict) or maestro.get("layer") not in MAESTRO_LAYERS or not maestro.get("threat"):
-        raise RuleError(f"{path}: field 'frameworks.maestro' needs 'layer' (one of {list(MAESTRO_LAYERS)}) and 'threat'")
+    if (
+        not isinstance(maestro, dict)
+        or maestro.get("layer") not in MAESTRO_LAYERS
+        or not maestro.get("threat")
+    ):
+        raise RuleError(
+            f"{path}: field 'frameworks.maestro' needs 'layer' (one of {list(MAESTRO_LAYERS)}) and 'threat'"
+        )
 
 
 # --- declarative rules -----------------------------------------------------------------------
@@ -198,13 +249,17 @@ def _predicate(where: Any, params: _Params, ctx: str) -> str:
                 elif op == "in":
                     parts.append(f"list_contains({params.bind(list(value))}, {column})")
                 elif op == "not_in":
-                    parts.append(f"NOT coalesce(list_contains({params.bind(list(value))}, {column}), false)")
+                    parts.append(
+                        f"NOT coalesce(list_contains({params.bind(list(value))}, {column}), false)"
+                    )
                 elif op == "glob":
                     parts.append(f"{column} GLOB {params.bind(str(value))}")
                 elif op == "is_null":
                     parts.append(f"{column} IS {'' if value else 'NOT '}NULL")
                 else:
-                    raise RuleError(f"{ctx}: unknown operator {op!r} for {name!r} (not, in, not_in, glob, is_null)")
+                    raise RuleError(
+                        f"{ctx}: unknown operator {op!r} for {name!r} (not, in, not_in, glob, is_null)"
+                    )
         else:
             parts.append(f"{column} = {params.bind(cond)}")
     return "(" + " AND ".join(f"coalesce({p}, false)" for p in parts) + ")"
@@ -230,19 +285,29 @@ def compile_chain(spec: Any, ctx: str) -> tuple[str, dict[str, Any]]:
         raise RuleError(f"{ctx}.steps: a sequence needs at least two steps")
     params = _Params()
     within = params.bind(parse_duration(spec.get("within", "1d"), f"{ctx}.within"))
-    step_preds = [_predicate((s or {}).get("where"), params, f"{ctx}.steps[{i}]") for i, s in enumerate(steps)]
+    step_preds = [
+        _predicate((s or {}).get("where"), params, f"{ctx}.steps[{i}]") for i, s in enumerate(steps)
+    ]
     until = _predicate(spec["until"], params, f"{ctx}.until") if spec.get("until") else "false"
     absent = spec.get("absent")
     absent_pred = _predicate(absent.get("where"), params, f"{ctx}.absent") if absent else "false"
-    absent_within = params.bind(parse_duration(absent.get("within", "1h"), f"{ctx}.absent.within")) if absent else None
+    absent_within = (
+        params.bind(parse_duration(absent.get("within", "1h"), f"{ctx}.absent.within"))
+        if absent
+        else None
+    )
     flags = ", ".join(f"{p} AS s{i}" for i, p in enumerate(step_preds))
     any_flag = " OR ".join([*step_preds, until, absent_pred])
-    window = f"PARTITION BY grp ORDER BY ts, event_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
-    ctes = [f"""base AS (
+    window = (
+        "PARTITION BY grp ORDER BY ts, event_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    )
+    ctes = [
+        f"""base AS (
     SELECT event_id, ts, {group} AS grp, agent_id, task_id, credential_id, {flags},
         {until} AS u, {absent_pred} AS a
     FROM agent_actions WHERE {group} IS NOT NULL AND ({any_flag}))""",
-            """m0 AS (SELECT *, CASE WHEN s0 THEN struct_pack(start := ts, last := ts, ids := [event_id]) END AS m0 FROM base)"""]
+        """m0 AS (SELECT *, CASE WHEN s0 THEN struct_pack(start := ts, last := ts, ids := [event_id]) END AS m0 FROM base)""",
+    ]
     for k in range(1, len(steps)):
         ctes.append(f"""m{k} AS (
     SELECT * EXCLUDE (p, last_until),
@@ -260,10 +325,15 @@ def compile_chain(spec: Any, ctx: str) -> tuple[str, dict[str, Any]]:
         ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_absent
     FROM m{last})""")
         source = "checked"
-        absent_filter = f" AND (next_absent IS NULL OR date_diff('second', ts, next_absent) > {absent_within})"
+        absent_filter = (
+            f" AND (next_absent IS NULL OR date_diff('second', ts, next_absent) > {absent_within})"
+        )
     else:
         source = f"m{last}"
-    sql = "WITH " + ",\n".join(ctes) + f"""
+    sql = (
+        "WITH "
+        + ",\n".join(ctes)
+        + f"""
 SELECT grp AS entity_id,
     mode(agent_id) AS agent_id, mode(task_id) AS task_id, mode(credential_id) AS credential_id,
     min(m{last}.start) AS first_seen, max(ts) AS last_seen,
@@ -272,6 +342,7 @@ SELECT grp AS entity_id,
 FROM {source}
 WHERE m{last} IS NOT NULL{absent_filter}
 GROUP BY grp, CAST(m{last}.start AS DATE)"""
+    )
     return sql, params.values
 
 
@@ -353,7 +424,12 @@ def load_suppressions(path: Path | None) -> list[Suppression]:
     out = []
     for i, raw in enumerate(entries or []):
         where = f"{path}: suppressions[{i}]"
-        if not isinstance(raw, dict) or not raw.get("rule") or not raw.get("entity") or not raw.get("reason"):
+        if (
+            not isinstance(raw, dict)
+            or not raw.get("rule")
+            or not raw.get("entity")
+            or not raw.get("reason")
+        ):
             raise RuleError(f"{where}: needs 'rule', 'entity' and 'reason'")
         expires = raw.get("expires")
         if expires is not None and not isinstance(expires, date):
@@ -365,8 +441,14 @@ def load_suppressions(path: Path | None) -> list[Suppression]:
     return out
 
 
-def detect(con: duckdb.DuckDBPyConnection, rules: list[Rule], *, suppressions: list[Suppression] = (),
-           now: datetime | None = None, today: date | None = None) -> dict[str, int]:
+def detect(
+    con: duckdb.DuckDBPyConnection,
+    rules: list[Rule],
+    *,
+    suppressions: list[Suppression] = (),
+    now: datetime | None = None,
+    today: date | None = None,
+) -> dict[str, int]:
     """Run every rule and merge hits into `findings`; return hits per rule id.
 
     finding_id = hash(rule, entity, day of first_seen): a rerun updates rather than duplicates,
@@ -375,24 +457,56 @@ def detect(con: duckdb.DuckDBPyConnection, rules: list[Rule], *, suppressions: l
     now = now or datetime.now(UTC).replace(tzinfo=None)
     today = today or now.date()
     active = [s for s in suppressions if s.expires is None or s.expires >= today]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE rule_hits (rule_id VARCHAR, {', '.join(f'{c} {t}' for c, t in _HIT_TYPES)})")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE rule_hits (rule_id VARCHAR, {', '.join(f'{c} {t}' for c, t in _HIT_TYPES)})"
+    )
     counts: dict[str, int] = {}
     for rule in rules:
-        con.execute(f"INSERT INTO rule_hits SELECT $cw_rule_id, * FROM ({_wrapped(rule)})",
-                    {**_bound(rule), "cw_rule_id": rule.id})
-        counts[rule.id] = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [rule.id]).fetchone()[0]
-    con.execute("CREATE OR REPLACE TEMP TABLE rule_meta (rule_id VARCHAR, title VARCHAR, severity VARCHAR, risk_score INTEGER, confidence VARCHAR, analytic_type VARCHAR, entity_type VARCHAR, frameworks JSON)")
-    con.executemany("INSERT INTO rule_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-        (r.id, r.meta["title"], r.severity, r.meta["risk_score"], r.meta["confidence"], r.meta["analytic_type"],
-         r.entity, json.dumps(r.meta["frameworks"], sort_keys=True)) for r in rules])
-    con.execute("CREATE OR REPLACE TEMP TABLE suppressions (rule_glob VARCHAR, entity_glob VARCHAR, reason VARCHAR)")
+        con.execute(
+            f"INSERT INTO rule_hits SELECT $cw_rule_id, * FROM ({_wrapped(rule)})",
+            {**_bound(rule), "cw_rule_id": rule.id},
+        )
+        counts[rule.id] = con.execute(
+            "SELECT count(*) FROM rule_hits WHERE rule_id = ?", [rule.id]
+        ).fetchone()[0]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE rule_meta (rule_id VARCHAR, title VARCHAR, severity VARCHAR, risk_score INTEGER, confidence VARCHAR, analytic_type VARCHAR, entity_type VARCHAR, frameworks JSON)"
+    )
+    con.executemany(
+        "INSERT INTO rule_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.id,
+                r.meta["title"],
+                r.severity,
+                r.meta["risk_score"],
+                r.meta["confidence"],
+                r.meta["analytic_type"],
+                r.entity,
+                json.dumps(r.meta["frameworks"], sort_keys=True),
+            )
+            for r in rules
+        ],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE suppressions (rule_glob VARCHAR, entity_glob VARCHAR, reason VARCHAR)"
+    )
     if active:
-        con.executemany("INSERT INTO suppressions VALUES (?, ?, ?)", [(s.rule, s.entity, s.reason) for s in active])
+        con.executemany(
+            "INSERT INTO suppressions VALUES (?, ?, ?)",
+            [(s.rule, s.entity, s.reason) for s in active],
+        )
     run_sql(con, "merge_findings", {"now": now})
     return counts
 
 
 _HIT_TYPES = (
-    ("entity_id", "VARCHAR"), ("agent_id", "VARCHAR"), ("task_id", "VARCHAR"), ("credential_id", "VARCHAR"),
-    ("first_seen", "TIMESTAMP"), ("last_seen", "TIMESTAMP"), ("evidence_event_ids", "VARCHAR[]"), ("detail", "VARCHAR"),
+    ("entity_id", "VARCHAR"),
+    ("agent_id", "VARCHAR"),
+    ("task_id", "VARCHAR"),
+    ("credential_id", "VARCHAR"),
+    ("first_seen", "TIMESTAMP"),
+    ("last_seen", "TIMESTAMP"),
+    ("evidence_event_ids", "VARCHAR[]"),
+    ("detail", "VARCHAR"),
 )

@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from detectors.derive import build_derived_tables
-from detectors.rules.engine import HIT_COLUMNS, RULES_DIR, RuleError, load_rule, load_rules, run_rule
+from detectors.rules.engine import (
+    HIT_COLUMNS,
+    RULES_DIR,
+    RuleError,
+    load_rule,
+    load_rules,
+    run_rule,
+)
 from tests.conftest import Ingester
 
 RULES = load_rules()
@@ -54,10 +61,22 @@ def test_rule_ids_are_unique_and_equal_file_names():
     [
         ({"severity": "urgent"}, "field 'severity' must be one of"),
         ({"id": "other"}, "field 'id' must equal the file name"),
-        ({"frameworks": {"owasp_agentic": ["x"], "owasp_nhi": ["y"], "nist_ai_rmf": ["PLAN"],
-                         "maestro": {"layer": "L3 Agent Frameworks", "threat": "t"}}}, "frameworks.nist_ai_rmf"),
+        (
+            {
+                "frameworks": {
+                    "owasp_agentic": ["x"],
+                    "owasp_nhi": ["y"],
+                    "nist_ai_rmf": ["PLAN"],
+                    "maestro": {"layer": "L3 Agent Frameworks", "threat": "t"},
+                }
+            },
+            "frameworks.nist_ai_rmf",
+        ),
         ({"runbook": None}, "missing required field 'runbook'"),
-        ({"sequence": {"steps": [{"where": {"colour": "red"}}, {"where": {"tool": "x"}}]}}, "unknown field 'colour'"),
+        (
+            {"sequence": {"steps": [{"where": {"colour": "red"}}, {"where": {"tool": "x"}}]}},
+            "unknown field 'colour'",
+        ),
         ({"sequence": {"within": "soon", "steps": [{}, {}]}}, "expected a duration"),
         ({"risk_score": 101}, "risk_score"),
     ],
