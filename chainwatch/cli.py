@@ -11,10 +11,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from detectors.catalog import CatalogError, catalog_report, load_catalog
+from detectors.evaluate import EvaluationError
 from detectors.ingest.formats import FORMATS
 from detectors.ingest.pipeline import IngestError, ingest_paths
+from detectors.rules.engine import RuleError
 from detectors.settings import SettingsError, load_settings
 from detectors.warehouse import WarehouseError, connect, table_counts
 
@@ -149,6 +152,116 @@ def cmd_run(args) -> int:
     return EXIT_OK if outcome.success and not problems else EXIT_PARTIAL
 
 
+def cmd_detect(args) -> int:
+    from detectors.detect import run_detection
+
+    settings = _settings(args)
+    con = connect(settings.db_path)
+    report = run_detection(con, settings)
+    print("derived tables: " + ", ".join(f"{k} {v}" for k, v in report.derived.items()))
+    _print_findings_summary(con, args.top)
+    return EXIT_OK
+
+
+def _print_findings_summary(con, top: int) -> None:
+    print("\nfindings by rule and severity:")
+    print(
+        _table(
+            ["rule", "severity", "findings", "open", "suppressed"],
+            con.execute(
+                """SELECT rule_id, severity, count(*), count_if(status IN ('new', 'in_progress')), count_if(status = 'suppressed')
+           FROM findings GROUP BY ALL ORDER BY 3 DESC, 1"""
+            ).fetchall(),
+        )
+    )
+    print(f"\ntop {top} findings:")
+    rows = con.execute(
+        """SELECT finding_id, severity, risk_score, rule_id, coalesce(task_id, '-'), coalesce(agent_id, '-'),
+                  left(detail, 70), array_to_string(evidence_event_ids[1:4], ' ')
+           FROM findings WHERE status IN ('new', 'in_progress')
+           ORDER BY risk_score DESC, last_seen DESC, finding_id LIMIT ?""",
+        [top],
+    ).fetchall()
+    print(
+        _table(
+            [
+                "finding",
+                "severity",
+                "risk",
+                "rule",
+                "task",
+                "agent",
+                "detail",
+                "evidence (first events)",
+            ],
+            rows,
+        )
+    )
+
+
+def cmd_findings(args) -> int:
+    import json
+
+    settings = _settings(args)
+    con = connect(settings.db_path, read_only=True)
+    filters, params = ["true"], []
+    for column, value in (
+        ("severity", args.severity),
+        ("rule_id", args.rule),
+        ("agent_id", args.agent),
+        ("status", args.status),
+    ):
+        if value:
+            filters.append(f"{column} = ?")  # column names are fixed above; values are bound
+            params.append(value)
+    if args.since:
+        filters.append("last_seen >= CAST(? AS TIMESTAMP)")
+        params.append(args.since)
+    where = " AND ".join(filters)
+    if args.format == "ocsf":
+        from detectors.publish import findings_to_ocsf
+
+        id_query = f"SELECT finding_id FROM findings WHERE {where}"  # noqa: S608 - fixed columns, bound values
+        ids = {r[0] for r in con.execute(id_query, params).fetchall()}
+        for event in findings_to_ocsf(con, product_version=_version()):
+            if event["finding_info"]["uid"] in ids:
+                print(json.dumps(event, sort_keys=True))
+        return EXIT_OK
+    cursor = con.execute(
+        f"""SELECT finding_id, rule_id, severity, risk_score, status, agent_id, task_id, credential_id,
+                   first_seen, last_seen, evidence_event_ids, detail
+            FROM findings WHERE {where} ORDER BY risk_score DESC, last_seen DESC, finding_id""",  # noqa: S608
+        params,
+    )
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(dict(zip(names, row, strict=True)), default=str, sort_keys=True))
+    else:
+        print(_table(names[:10], [[*r[:10]] for r in rows]))
+        print(f"\n{len(rows)} finding(s)")
+    return EXIT_OK
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainwatch")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def cmd_evaluate(args) -> int:
+    from detectors.evaluate import evaluate, format_evaluation
+
+    settings = _settings(args)
+    con = connect(settings.db_path, read_only=True)
+    print(format_evaluation(evaluate(con, Path(args.labels), settings), args.format))
+    return EXIT_OK
+
+
 def cmd_catalog_report(args) -> int:
     settings = _settings(args)
     con = connect(settings.db_path, read_only=True)
@@ -196,6 +309,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, catalog=True)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("detect", help="run every detection rule over what is loaded")
+    p.add_argument("--top", type=int, default=10, help="how many of the top findings to show")
+    _add_common(p)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("findings", help="list findings")
+    p.add_argument("--format", choices=("table", "json", "ocsf"), default="table")
+    p.add_argument("--severity", choices=("informational", "low", "medium", "high", "critical"))
+    p.add_argument("--rule")
+    p.add_argument("--agent")
+    p.add_argument("--status", choices=("new", "in_progress", "suppressed", "resolved"))
+    p.add_argument("--since", help="only findings last seen at or after this time (ISO 8601)")
+    _add_common(p)
+    p.set_defaults(func=cmd_findings)
+
+    p = sub.add_parser("evaluate", help="precision and recall of findings against simulator labels")
+    p.add_argument("--labels", required=True, help="labels.jsonl written by `chainwatch simulate`")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("catalog-report", help="list tools the catalog does not map, by count")
     p.add_argument("--limit", type=int, default=50)
     _add_common(p)
@@ -212,7 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (SettingsError, CatalogError, IngestError, FileNotFoundError) as exc:
+    except (
+        SettingsError,
+        CatalogError,
+        IngestError,
+        FileNotFoundError,
+        RuleError,
+        EvaluationError,
+    ) as exc:
         print(f"chainwatch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except WarehouseError as exc:

@@ -49,6 +49,11 @@ class Settings:
     vault_lease_ttls: dict[str, int] = field(default_factory=dict)
     # Timestamps this far past "now" are in the future and rejected by the asset check.
     future_tolerance_s: int = 300
+    # Detection: per-rule parameter overrides {rule_id: {param: value}}, the allowlist file, and
+    # where findings are exported (Parquet by day, OCSF JSON lines).
+    rule_parameters: dict[str, dict] = field(default_factory=dict)
+    suppressions_path: Path | None = None
+    findings_dir: Path = Path("data/warehouse/findings")
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the non-None overrides applied and validated."""
@@ -61,6 +66,7 @@ _ENV = {
     "CHAINWATCH_CATALOG": "catalog_path",
     "CHAINWATCH_HASH_KEY": "hash_key",
     "CHAINWATCH_MAX_RECORD_BYTES": "max_record_bytes",
+    "CHAINWATCH_SUPPRESSIONS": "suppressions_path",
 }
 
 
@@ -72,7 +78,13 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             raise SettingsError(f"unknown setting {key!r}")
         default = getattr(Settings(), key)
         try:
-            if isinstance(default, Path):
+            if key == "rule_parameters":
+                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                    raise ValueError("expected a mapping of rule id to a mapping of parameters")
+                value = {str(k): dict(v) for k, v in value.items()}
+            elif key == "suppressions_path":
+                value = Path(value) if value else None
+            elif isinstance(default, Path):
                 value = Path(value)
             elif isinstance(default, bool):
                 value = (

@@ -3,6 +3,7 @@
 from dagster import Definitions, in_process_executor
 
 from pipelines.canonical.assets import CANONICAL_ASSETS
+from pipelines.detect.assets import DETECT_ASSETS
 from pipelines.ingest.assets import RAW_ASSETS
 from pipelines.jobs import ingest_job
 from pipelines.resources import default_resources
@@ -13,7 +14,7 @@ from pipelines.sensors import landing_folder_sensor
 def build_definitions(**resource_overrides) -> Definitions:
     """Definitions with local resources; overrides (db_path, landing_dir, ...) for runs and tests."""
     return Definitions(
-        assets=[*RAW_ASSETS, *CANONICAL_ASSETS],
+        assets=[*RAW_ASSETS, *CANONICAL_ASSETS, *DETECT_ASSETS],
         jobs=[ingest_job],
         schedules=[daily_ingest_schedule],
         sensors=[landing_folder_sensor],

@@ -1,0 +1,115 @@
+"""Derived tables and rule families: the detections, merged into `findings`."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from dagster_duckdb import DuckDBResource
+
+from detectors.derive import build_credential_lifecycles, build_task_sequences
+from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
+from pipelines.canonical.assets import agent_actions, credential_events, tasks
+from pipelines.partitions import DAILY, SINGLE_RUN
+from pipelines.resources import ChainwatchConfig, warehouse
+
+GROUP = "detect"
+FINDINGS_CHECK = "findings_well_formed"
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[credential_events, agent_actions, tasks],
+    kinds={"duckdb"},
+)
+def credential_lifecycles(context: AssetExecutionContext, duckdb: DuckDBResource):
+    """One row per credential: issue, expiry, revocation, renewals, its task's end, uses (after
+    the task too), distinct tasks / agents / IPs, validity left after the task, idle validity share,
+    parent credential and the scopes it has beyond its parent."""
+    with warehouse(duckdb) as con:
+        rows = build_credential_lifecycles(con)
+        by_end = dict(
+            con.execute(
+                "SELECT ended_by, count(*) FROM credential_lifecycles GROUP BY 1"
+            ).fetchall()
+        )
+    return MaterializeResult(metadata={"rows": rows, "by_end": MetadataValue.json(by_end)})
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[agent_actions, tasks],
+    kinds={"duckdb"},
+)
+def task_sequences(context: AssetExecutionContext, duckdb: DuckDBResource):
+    """Per task: its actions in order (ties broken by event id), action-class path, systems,
+    destinations and credentials."""
+    with warehouse(duckdb) as con:
+        rows = build_task_sequences(con)
+    return MaterializeResult(metadata={"rows": rows})
+
+
+def _family_asset(name: str, entities: tuple[str, ...], deps, description: str):
+    @asset(
+        name=name,
+        group_name=GROUP,
+        partitions_def=DAILY,
+        backfill_policy=SINGLE_RUN,
+        deps=deps,
+        description=description,
+        kinds={"duckdb"},
+        check_specs=[
+            AssetCheckSpec(
+                FINDINGS_CHECK,
+                asset=name,
+                blocking=True,
+                description="Findings of these rules have unique ids, a known status and evidence.",
+            )
+        ],
+    )
+    def _run(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig):
+        settings = chainwatch.settings(duckdb.database)
+        rules = [r for r in load_rules(RULES_DIR, settings.rule_parameters) if r.entity in entities]
+        with warehouse(duckdb) as con:
+            hits = detect(con, rules, suppressions=load_suppressions(settings.suppressions_path))
+            problems = con.execute(
+                """SELECT count(*) - count(DISTINCT finding_id)
+                        + coalesce(count_if(status NOT IN ('new', 'in_progress', 'suppressed', 'resolved')), 0)
+                        + coalesce(count_if(first_seen > last_seen), 0)
+                   FROM findings WHERE list_contains(?, rule_id)""",
+                [[r.id for r in rules]],
+            ).fetchone()[0]
+        yield MaterializeResult(metadata={"rules": len(rules), "hits": MetadataValue.json(hits)})
+        yield AssetCheckResult(
+            check_name=FINDINGS_CHECK,
+            asset_key=name,
+            passed=problems == 0,
+            metadata={"problems": problems},
+        )
+
+    return _run
+
+
+credential_rules = _family_asset(
+    "credential_rules",
+    ("credential",),
+    [credential_lifecycles],
+    "Credential rules (outlived task, used after task, never revoked, TTL above policy, reuse, sharing, "
+    "new source IP, long-lived static keys, renewed past task, delegation escalation) merged into findings.",
+)
+chain_rules = _family_asset(
+    "chain_rules",
+    ("task", "agent"),
+    [task_sequences, credential_lifecycles],
+    "Chain and task rules (declarative sequences and thresholds, baselines, scope and approval checks) "
+    "merged into findings.",
+)
+
+DETECT_ASSETS = [credential_lifecycles, task_sequences, credential_rules, chain_rules]
