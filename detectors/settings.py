@@ -53,7 +53,12 @@ class Settings:
     # where findings are exported (Parquet by day, OCSF JSON lines).
     rule_parameters: dict[str, dict] = field(default_factory=dict)
     suppressions_path: Path | None = None
-    findings_dir: Path = Path("data/warehouse/findings")
+    findings_dir: Path | None = None  # default: a "findings" folder beside the warehouse file
+
+    @property
+    def findings_path(self) -> Path:
+        """Where findings are exported: findings_dir, else `<warehouse folder>/findings`."""
+        return Path(self.findings_dir) if self.findings_dir else Path(self.db_path).parent / "findings"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the non-None overrides applied and validated."""
@@ -82,7 +87,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
                     raise ValueError("expected a mapping of rule id to a mapping of parameters")
                 value = {str(k): dict(v) for k, v in value.items()}
-            elif key == "suppressions_path":
+            elif key in ("suppressions_path", "findings_dir"):
                 value = Path(value) if value else None
             elif isinstance(default, Path):
                 value = Path(value)

@@ -1,4 +1,5 @@
-"""Derived tables and rule families: the detections, merged into `findings`."""
+"""Derived tables, rule families merged into `findings`, and the findings exports."""
+
 
 from dagster import (
     AssetCheckResult,
@@ -11,6 +12,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from detectors.derive import build_credential_lifecycles, build_task_sequences
+from detectors.publish import export_findings_ocsf, export_findings_parquet
 from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
 from pipelines.partitions import DAILY, SINGLE_RUN
@@ -113,3 +115,70 @@ chain_rules = _family_asset(
 )
 
 DETECT_ASSETS = [credential_lifecycles, task_sequences, credential_rules, chain_rules]
+
+
+PUBLISH_CHECK = "exports_match_table"
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[credential_rules, chain_rules],
+    kinds={"duckdb", "parquet"},
+    check_specs=[
+        AssetCheckSpec(
+            PUBLISH_CHECK,
+            asset="findings",
+            blocking=True,
+            description="The Parquet and OCSF exports hold exactly the findings table's rows.",
+        )
+    ],
+)
+def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig):
+    """All findings (rules and, later, anomaly models) with stable ids and kept triage, exported
+    as Parquet partitioned by day and as OCSF Detection Finding (class 2004) JSON lines."""
+    settings = chainwatch.settings(duckdb.database)
+    out = settings.findings_path
+    with warehouse(duckdb) as con:
+        files = export_findings_parquet(con, out / "parquet")
+        ocsf_rows = export_findings_ocsf(
+            con, out / "findings.ocsf.jsonl", product_version=_version()
+        )
+        total = con.execute("SELECT count(*) FROM findings").fetchone()[0]
+        parquet_rows = (
+            con.execute(
+                "SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]
+            ).fetchone()[0]
+            if files
+            else 0
+        )
+        by_severity = dict(
+            con.execute("SELECT severity, count(*) FROM findings GROUP BY 1").fetchall()
+        )
+    yield MaterializeResult(
+        metadata={
+            "findings": total,
+            "by_severity": MetadataValue.json(by_severity),
+            "parquet_files": len(files),
+            "ocsf_path": str(out / "findings.ocsf.jsonl"),
+        }
+    )
+    yield AssetCheckResult(
+        check_name=PUBLISH_CHECK,
+        asset_key="findings",
+        passed=parquet_rows == total == ocsf_rows,
+        metadata={"table": total, "parquet": parquet_rows, "ocsf": ocsf_rows},
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainwatch")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+DETECT_ASSETS.append(findings)

@@ -10,6 +10,7 @@ from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from pipelines.canonical.assets import CANONICAL_ASSETS
 from pipelines.definitions import build_definitions, defs
+from pipelines.detect.assets import DETECT_ASSETS
 from pipelines.ingest.assets import RAW_ASSETS
 from pipelines.jobs import INGEST_JOB_NAME
 from pipelines.resources import default_resources
@@ -120,7 +121,7 @@ def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
     landing = _landing(tmp_path / "landing")
     db = tmp_path / "wh.duckdb"
     result = materialize(
-        [*RAW_ASSETS, *CANONICAL_ASSETS],
+        [*RAW_ASSETS, *CANONICAL_ASSETS, *DETECT_ASSETS],
         partition_key=DAY,
         resources=default_resources(db_path=str(db), landing_dir=str(landing)),
         instance=DagsterInstance.ephemeral(),
@@ -135,6 +136,12 @@ def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
     assert evaluations[("raw_native_events", "landing_files_recognised")] is True
     assert evaluations[("agent_actions", "schema_matches")] is True
     assert evaluations[("agent_actions", "no_future_timestamps")] is True
+    assert evaluations[("credential_rules", "findings_well_formed")] is True
+    assert evaluations[("findings", "exports_match_table")] is True
+    # The Vault token of task-1 has no expiry and no revocation: it outlived its task.
+    findings_meta = result.asset_materializations_for_node("findings")[0].metadata
+    assert findings_meta["findings"].value >= 1
+    assert (tmp_path / "findings" / "findings.ocsf.jsonl").exists()
     meta = result.asset_materializations_for_node("raw_native_events")[0].metadata
     assert meta["records"].value == 3 and meta["rejected"].value == 1
     con = duckdb.connect(str(db), read_only=True)
