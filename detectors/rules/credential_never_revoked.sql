@@ -25,4 +25,5 @@ WHERE c.issue_seen AND c.revoked_at IS NULL
            AND p.credential_kind = 'vault_token')
   AND (c.ended_by = 'expired'
        OR (c.ended_by IN ('open', 'valid') AND c.task_ended_at IS NOT NULL
+           AND list_contains($end_sources, c.task_end_source)
            AND c.as_of > c.task_ended_at + to_seconds(CAST($grace_s AS BIGINT))))

@@ -51,7 +51,8 @@ WITH uses AS (
 )
 SELECT p.credential_id AS entity_id, any_value(o.owner_agent) AS agent_id, any_value(o.task_id) AS task_id,
     p.credential_id, min(p.first_ts) AS first_seen, max(p.last_ts) AS last_seen,
-    list(DISTINCT p.first_event ORDER BY p.first_event) AS evidence_event_ids,
+    list_filter(list(p.first_event ORDER BY p.first_ts, p.first_event),
+        (x, i) -> list_position(list(p.first_event ORDER BY p.first_ts, p.first_event), x) = i) AS evidence_event_ids,
     any_value(o.credential_kind) || ' of ' || any_value(o.owner_agent) || ' used by '
         || string_agg(p.other_agent || ' (' || p.n_uses || ' use(s)'
                       || CASE WHEN list_contains(p.hows, 'ip') THEN ' from its IP ' || array_to_string(p.ips, ', ') ELSE '' END
