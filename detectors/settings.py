@@ -58,7 +58,9 @@ class Settings:
     @property
     def findings_path(self) -> Path:
         """Where findings are exported: findings_dir, else `<warehouse folder>/findings`."""
-        return Path(self.findings_dir) if self.findings_dir else Path(self.db_path).parent / "findings"
+        return (
+            Path(self.findings_dir) if self.findings_dir else Path(self.db_path).parent / "findings"
+        )
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the non-None overrides applied and validated."""
@@ -84,7 +86,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         default = getattr(Settings(), key)
         try:
             if key == "rule_parameters":
-                if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                if not isinstance(value, dict) or not all(
+                    isinstance(v, dict) for v in value.values()
+                ):
                     raise ValueError("expected a mapping of rule id to a mapping of parameters")
                 value = {str(k): dict(v) for k, v in value.items()}
             elif key in ("suppressions_path", "findings_dir"):

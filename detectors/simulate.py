@@ -1712,6 +1712,15 @@ class _Simulator:
                     )
             if self._rand() < 0.92:
                 task.now = self._vault(task.now, cred, ip, "update", "auth/token/revoke-self")
+            else:
+                # Forgetting to revoke leaves the token valid until its TTL runs out: that is the
+                # outlived-task finding too, so it is labelled (its leases end with it).
+                self._label(
+                    "credential_outlived_task",
+                    task,
+                    cred,
+                    "not revoked at task end (forgotten); expires on its own TTL",
+                )
         end = task.now + self._ri(50, 500) * 1000
         self._push_trace(task, end, status)
         self._native(end, "end", task, status=status)

@@ -9,7 +9,8 @@ SELECT DISTINCT tool, system FROM p_actions;
 
 CREATE OR REPLACE TEMP TABLE tool_class AS
 WITH matched AS (
-    SELECT p.tool, p.system, c.entry_no, c.system AS catalog_system, c.action_class, c.sensitivity, c.external,
+    SELECT p.tool, p.system, c.entry_no, c.system AS catalog_system, c.system_pattern IS NOT NULL AS system_named,
+           c.action_class, c.sensitivity, c.external,
            c.destination_args
     FROM tool_pairs p JOIN catalog c
       ON (p.tool = c.tool_pattern OR (c.is_glob AND p.tool GLOB c.tool_pattern))
@@ -23,7 +24,7 @@ WITH matched AS (
                                           '[^A-Za-z0-9]+', '_', 'g')), '_') AS tokens
     FROM tool_pairs
 )
-SELECT w.tool, w.system, m.entry_no, m.catalog_system, m.action_class AS catalog_class, m.sensitivity AS catalog_sensitivity,
+SELECT w.tool, w.system, m.entry_no, m.catalog_system, m.system_named, m.action_class AS catalog_class, m.sensitivity AS catalog_sensitivity,
     m.external AS catalog_external, m.destination_args,
     list_filter(list_transform(w.tokens, t -> CASE
         WHEN t IN ('assume', 'issue', 'token', 'tokens', 'login', 'mint', 'impersonate', 'credential', 'credentials', 'rotate') THEN 'credential'
@@ -38,7 +39,8 @@ FROM words w LEFT JOIN matched m ON m.tool = w.tool AND m.system IS NOT DISTINCT
 
 CREATE OR REPLACE TEMP TABLE p_actions_classified AS
 WITH joined AS (
-    SELECT a.* EXCLUDE (system), coalesce(t.catalog_system, a.system) AS system, t.entry_no, t.catalog_class, t.catalog_sensitivity, t.catalog_external, t.name_class,
+    SELECT a.* EXCLUDE (system), -- The catalog renames a system it names with when_system, and fills in a missing one.
+        coalesce(CASE WHEN t.system_named THEN t.catalog_system END, a.system, t.catalog_system) AS system, t.entry_no, t.catalog_class, t.catalog_sensitivity, t.catalog_external, t.name_class,
         CASE WHEN a.hint_destructive THEN 'delete'
              WHEN a.hint_read_only THEN 'read'
              WHEN a.hint_read_only = false THEN 'write' END AS annotation_class,

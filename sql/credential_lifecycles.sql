@@ -24,6 +24,22 @@ WITH as_of AS (
         max(ts) FILTER (WHERE event_type = 'renew') AS last_renewed_at,
         arg_max(expires_at, ts) FILTER (WHERE event_type = 'renew' AND expires_at IS NOT NULL) AS renewed_expires_at
     FROM credential_events GROUP BY credential_id
+), ends AS (
+    SELECT i.credential_id, least(e.revoked_at, coalesce(e.renewed_expires_at, i.issue_expires_at)) AS end_at
+    FROM issue i JOIN events e USING (credential_id)
+), cascaded AS (
+    -- Vault ends a token's child tokens and leases when the token is revoked or expires (orphan
+    -- tokens aside): up to two generations (token -> child token -> lease) inherit that end.
+    SELECT i.credential_id,
+        least(pe.revoked_at, gpe.revoked_at) AS parent_revoked_at,
+        least(pend.end_at, gpend.end_at) AS parent_end_at
+    FROM issue i
+    LEFT JOIN events pe ON pe.credential_id = i.parent_credential_id
+    LEFT JOIN ends pend ON pend.credential_id = i.parent_credential_id
+    LEFT JOIN issue pi ON pi.credential_id = i.parent_credential_id
+    LEFT JOIN events gpe ON gpe.credential_id = pi.parent_credential_id
+    LEFT JOIN ends gpend ON gpend.credential_id = pi.parent_credential_id
+    WHERE i.credential_kind IN ('vault_token', 'vault_lease') AND i.parent_credential_id IS NOT NULL
 ), use_rows AS (
     SELECT credential_id, event_id, ts, task_id, agent_id, source_ip FROM credential_events
     WHERE event_type = 'use'
@@ -43,7 +59,13 @@ WITH as_of AS (
         coalesce(i.credential_kind, e.any_kind) AS credential_kind,
         i.principal, i.agent_id, i.task_id, i.issued_at, i.ttl_s,
         coalesce(e.renewed_expires_at, i.issue_expires_at) AS expires_at,
-        e.revoked_at, e.expired_event_at, e.renewals, e.last_renewed_at,
+        least(e.revoked_at, c.parent_revoked_at) AS revoked_at,
+        e.revoked_at IS NULL AND c.parent_revoked_at IS NOT NULL AS revoked_via_parent,
+        c.parent_end_at,
+        c.parent_end_at IS NOT NULL
+            AND c.parent_end_at < coalesce(least(e.revoked_at, coalesce(e.renewed_expires_at, i.issue_expires_at)), TIMESTAMP '9999-12-31')
+            AS ended_with_parent,
+        e.expired_event_at, e.renewals, e.last_renewed_at,
         t.ended_at AS task_ended_at, t.end_source AS task_end_source,
         u.first_use, u.last_use, coalesce(u.uses, 0) AS uses,
         coalesce(u.distinct_tasks, 0) AS distinct_tasks, coalesce(u.distinct_agents, 0) AS distinct_agents,
@@ -54,21 +76,22 @@ WITH as_of AS (
         (SELECT as_of FROM as_of) AS as_of
     FROM events e
     LEFT JOIN issue i USING (credential_id)
+    LEFT JOIN cascaded c USING (credential_id)
     LEFT JOIN uses u USING (credential_id)
     LEFT JOIN tasks t ON t.task_id = i.task_id
     LEFT JOIN issue p ON p.credential_id = i.parent_credential_id
 ), bounded AS (
     SELECT *,
         -- The end of the credential's usable life: revoked, expired, or (unknown) still open.
-        least(revoked_at, expires_at, expired_event_at) AS validity_end,
+        least(revoked_at, expires_at, expired_event_at, parent_end_at) AS validity_end,
         CASE WHEN revoked_at IS NOT NULL AND revoked_at <= coalesce(least(expires_at, expired_event_at), revoked_at) THEN 'revoked'
-             WHEN least(expires_at, expired_event_at) <= as_of THEN 'expired'
-             WHEN least(expires_at, expired_event_at) IS NOT NULL THEN 'valid'
+             WHEN least(expires_at, expired_event_at, parent_end_at) <= as_of THEN 'expired'
+             WHEN least(expires_at, expired_event_at, parent_end_at) IS NOT NULL THEN 'valid'
              ELSE 'open' END AS ended_by
     FROM joined
 )
 SELECT credential_id, credential_kind, principal, agent_id, task_id, issued_at, expires_at, revoked_at,
-    renewals, last_renewed_at, ttl_s, task_ended_at, task_end_source,
+    revoked_via_parent, ended_with_parent, renewals, last_renewed_at, ttl_s, task_ended_at, task_end_source,
     first_use, last_use, uses,
     (SELECT count(DISTINCT u.event_id) FROM use_rows u WHERE u.credential_id = b.credential_id AND u.ts > b.task_ended_at)
         AS uses_after_task_end,

@@ -134,7 +134,7 @@ WITH tools AS (
 )
 SELECT event_id, ts, agent_id, task_id, task_source, trace_id, span_id, parent_span_id,
     coalesce(tool, 'unknown_tool'),
-    coalesce(cw_attr_text(attrs, 'mcp.server.name'), cw_attr_text(attrs, 'server.address'),
+    coalesce('mcp:' || cw_attr_text(attrs, 'mcp.server.name'), cw_attr_text(attrs, 'server.address'),
              CASE WHEN mcp_method IS NOT NULL OR cw_attr_text(attrs, 'mcp.session.id') IS NOT NULL THEN 'mcp' END),
     NULL, NULL, NULL, NULL,
     try_cast(cw_attr_text(attrs, 'mcp.tool.annotations.readOnlyHint') AS BOOLEAN),

@@ -1,4 +1,6 @@
--- Credentials still usable more than $grace_s seconds after their task ended.
+-- Credentials still usable more than $grace_s seconds after their task ended. STS sessions and
+-- Kubernetes tokens cannot be revoked one by one: their TTL is the only control, so they get the
+-- larger allowance $grace_unrevocable_s.
 SELECT credential_id AS entity_id, agent_id, task_id, credential_id,
     task_ended_at AS first_seen,
     coalesce(least(validity_end, as_of), as_of) AS last_seen,
@@ -8,4 +10,7 @@ SELECT credential_id AS entity_id, agent_id, task_id, credential_id,
         AS detail
 FROM credential_lifecycles
 WHERE task_id IS NOT NULL AND task_ended_at IS NOT NULL AND issue_seen
-  AND validity_after_task_s > $grace_s
+  -- A lease or child token that ends with its parent token is covered by the parent's finding.
+  AND NOT ended_with_parent
+  AND validity_after_task_s > CASE WHEN credential_kind IN ('sts_session', 'k8s_sa_token')
+                                   THEN $grace_unrevocable_s ELSE $grace_s END

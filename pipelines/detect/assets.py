@@ -1,6 +1,5 @@
 """Derived tables, rule families merged into `findings`, and the findings exports."""
 
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,

@@ -144,7 +144,8 @@ def test_catalog_system_names_the_connector(ingest: Ingester, tmp_path: Path):
     assert got == {
         # an entry that sets only system/destination_args: the class falls back to the name
         "e1": ("s3", "read", "tool_name", "reports"),
-        "e2": ("s3", "read", "tool_name", "reports"),
+        # the source named a system and the entry has no when_system: the source's name stays
+        "e2": ("function", "read", "tool_name", "reports"),
         "e3": ("warehouse", "write", "catalog", None),
         "e4": ("other", "write", "tool_name", None),  # when_system did not match: no entry applies
         "e5": ("reported-system", "unknown", "unknown", None),
@@ -530,7 +531,7 @@ def test_catalog_report_is_empty_when_everything_is_mapped(ingest: Ingester, tmp
 
 def test_the_shipped_catalog_loads():
     catalog = load_catalog(DEFAULT_CATALOG)
-    assert catalog.internal_domains == ("example.com", "corp.example", "internal")
+    assert catalog.internal_domains == ("example.com", "corp.example", "internal", "acme.example")
     assert len(catalog.entries) > 10
     assert all(e.action is None or e.action in ACTION_CLASSES for e in catalog.entries)
     assert [e.entry_no for e in catalog.entries] == list(range(len(catalog.entries)))

@@ -255,7 +255,7 @@ def test_mcp_tools_call_spans_are_actions_with_the_server_as_system(ingest: Inge
     assert counts(ingest.document("mcp.json", doc)) == [(4, 4, 0, 0)]
     assert (action(ingest, sid(1))["tool"], action(ingest, sid(1))["system"]) == (
         "create_issue",
-        "github",
+        "mcp:github",
     )
     assert action(ingest, sid(2))["system"] == "mcp"
     assert action(ingest, sid(4))["system"] is None  # a local function tool has no system
