@@ -48,13 +48,19 @@ from detectors.settings import Settings
 from detectors.simulate import SCENARIOS
 
 # Rule id -> the simulator scenarios the rule is meant to catch. Rule ids are not final yet.
+# Which scenarios each rule is expected to catch. Every scenario that keeps a task's credential
+# alive after the task (reuse, sharing, leaks, retained approvals) is also, by definition, a
+# credential that outlived its task, and most of them use it after the task ended.
+_KEPT_ALIVE = [
+    "credential_outlived_task",
+    "credential_reused_by_other_task",
+    "credential_shared_across_agents",
+    "leaked_credential_new_ip",
+    "approval_retained_access",
+]
 DEFAULT_RULE_SCENARIOS: dict[str, list[str]] = {
-    "credential_outlived_task": ["credential_outlived_task"],
-    "credential_used_after_task": [
-        "credential_outlived_task",
-        "leaked_credential_new_ip",
-        "credential_reused_by_other_task",
-    ],
+    "credential_outlived_task": list(_KEPT_ALIVE),
+    "credential_used_after_task": list(_KEPT_ALIVE),
     "credential_reused_by_other_task": ["credential_reused_by_other_task"],
     "credential_shared_across_agents": ["credential_shared_across_agents"],
     "credential_new_source_ip": ["leaked_credential_new_ip"],

@@ -75,7 +75,7 @@ WITH joined AS (
 SELECT event_id, ts, CAST(ts AS DATE) AS day, agent_id, task_id, task_source, trace_id, span_id,
     parent_span_id, tool, system, action_class, classified_by, destination,
     coalesce(catalog_sensitivity, sensitivity_hint,
-        CASE WHEN regexp_matches(lower(tool || ' ' || coalesce(destination, '') || ' ' || coalesce(system, '')),
+        CASE WHEN regexp_matches(lower(tool || ' ' || coalesce(destination, '') || ' ' || coalesce(system, '') || ' ' || coalesce(left(args, 512), '')),
                  'secret|password|credential|customer|pii|payroll|salary|ssn|finance|bank|payment|medical|confidential|private')
                  THEN 'high'
              WHEN action_class IN ('credential', 'admin', 'delete', 'egress', 'delegate') THEN 'medium'

@@ -288,11 +288,18 @@ def test_default_mapping_covers_every_scenario_but_listed_ones(con, settings, tm
     ev = evaluate(con, write_labels(tmp_path, labels), settings)
     assert ev.uncovered == ()
     assert [s.scenario for s in ev.scenarios] == list(SCENARIOS)
+    # Every scenario that keeps a credential alive after its task is an outlived credential.
     assert set(DEFAULT_RULE_SCENARIOS["credential_used_after_task"]) == {
         "credential_outlived_task",
         "leaked_credential_new_ip",
         "credential_reused_by_other_task",
+        "credential_shared_across_agents",
+        "approval_retained_access",
     }
+    assert (
+        DEFAULT_RULE_SCENARIOS["credential_outlived_task"]
+        == DEFAULT_RULE_SCENARIOS["credential_used_after_task"]
+    )
     # An override replaces the default mapping entirely.
     ev = evaluate(
         con, write_labels(tmp_path, labels), settings, rule_scenarios={"egress": MAPPING["egress"]}
