@@ -147,6 +147,11 @@ def cmd_run(args) -> int:
             ).fetchall(),
         )
     )
+    _print_findings_summary(con, args.top)
+    print(
+        f"\nfindings exported to {settings.findings_path}/parquet (by day) and "
+        f"{settings.findings_path}/findings.ocsf.jsonl"
+    )
     # The lag check only warns: backfills of old logs are legitimately late.
     problems = [c for c in outcome.failed_checks if not c.endswith(":ingestion_lag")]
     return EXIT_OK if outcome.success and not problems else EXIT_PARTIAL

@@ -104,6 +104,7 @@ def test_run_executes_the_dagster_job_and_shows_busiest_tasks(tmp_path: Path, ca
     assert code == EXIT_OK
     assert "ran Dagster job chainwatch_ingest over 2026-11-01 .. 2026-11-01 (1 day(s))" in out
     assert "check warning: agent_actions:ingestion_lag" in out  # the sample is older than a day
+    assert "findings by rule and severity:" in out and "findings exported to" in out
     busiest = out.split("busiest tasks:")[1]
     assert "task-9" in busiest and "agent-3" in busiest and "task_event" in busiest
 

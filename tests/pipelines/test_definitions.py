@@ -61,7 +61,7 @@ def _landing(root: Path) -> Path:
                     "responseElements": {
                         "credentials": {
                             "accessKeyId": "ASIAAAAAAAAAAAAAAAA1",
-                            "expiration": "Nov 1, 2026, 10:01:00 AM",
+                            "expiration": "Nov 1, 2026, 9:01:00 PM",
                         }
                     },
                 },
@@ -138,7 +138,7 @@ def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
     assert evaluations[("agent_actions", "no_future_timestamps")] is True
     assert evaluations[("credential_rules", "findings_well_formed")] is True
     assert evaluations[("findings", "exports_match_table")] is True
-    # The Vault token of task-1 has no expiry and no revocation: it outlived its task.
+    # The STS session of task-1 stays valid 11.5 h after the task ended: it outlived its task.
     findings_meta = result.asset_materializations_for_node("findings")[0].metadata
     assert findings_meta["findings"].value >= 1
     assert (tmp_path / "findings" / "findings.ocsf.jsonl").exists()
