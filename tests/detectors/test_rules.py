@@ -99,3 +99,115 @@ def test_predicate_values_are_bound_not_pasted(tmp_path: Path):
     rule = load_rule(path)
     assert "DROP TABLE" not in rule.sql
     assert "x'); DROP TABLE agent_actions; --" in rule.params.values()
+
+
+def _chain_rule(tmp_path: Path, sequence: dict):
+    meta = yaml.safe_load((RULES_DIR / "sensitive_read_then_egress.yaml").read_text())
+    meta["sequence"] = sequence
+    path = tmp_path / "sensitive_read_then_egress.yaml"
+    path.write_text(yaml.safe_dump(meta))
+    return load_rule(path)
+
+
+def _act(event_id: str, minute: int, tool: str, task: str = "task-1", **extra) -> dict:
+    return {
+        "record_type": "action",
+        "event_id": event_id,
+        "ts": f"2026-11-01T10:{minute:02d}:00Z",
+        "agent_id": "agent-1",
+        "task_id": task,
+        "tool": tool,
+        **extra,
+    }
+
+
+def test_until_cancels_a_partial_match(ingest: Ingester, tmp_path: Path):
+    rule = _chain_rule(
+        tmp_path,
+        {
+            "within": "1h",
+            "until": {"tool": "approve"},
+            "steps": [{"where": {"tool": "read"}}, {"where": {"tool": "send"}}],
+        },
+    )
+    ingest.lines(
+        "a.jsonl",
+        [
+            _act("a1", 0, "read"),
+            _act("a2", 1, "approve"),
+            _act("a3", 2, "send"),  # cancelled
+            _act("b1", 0, "read", "task-2"),
+            _act("b2", 1, "send", "task-2"),  # matches
+            _act("c1", 0, "read", "task-3"),
+            _act("c2", 1, "approve", "task-3"),
+            _act("c3", 2, "read", "task-3"),
+            _act("c4", 3, "send", "task-3"),  # new start after until
+        ],
+        fmt="native",
+    )
+    hits = {h[0]: h[6] for h in run_rule(ingest.con, rule)}
+    assert hits == {"task-2": ["native:b1", "native:b2"], "task-3": ["native:c3", "native:c4"]}
+
+
+def test_absent_requires_no_follow_up_within_the_span(ingest: Ingester, tmp_path: Path):
+    rule = _chain_rule(
+        tmp_path,
+        {
+            "within": "1h",
+            "absent": {"where": {"tool": "revoke"}, "within": "10m"},
+            "steps": [{"where": {"tool": "issue"}}, {"where": {"tool": "use"}}],
+        },
+    )
+    ingest.lines(
+        "a.jsonl",
+        [
+            _act("a1", 0, "issue"),
+            _act("a2", 1, "use"),
+            _act("a3", 5, "revoke"),  # revoked in time
+            _act("b1", 0, "issue", "task-2"),
+            _act("b2", 1, "use", "task-2"),  # never revoked
+            _act("c1", 0, "issue", "task-3"),
+            _act("c2", 1, "use", "task-3"),
+            _act("c3", 30, "revoke", "task-3"),  # too late
+        ],
+        fmt="native",
+    )
+    assert sorted(h[0] for h in run_rule(ingest.con, rule)) == ["task-2", "task-3"]
+
+
+def test_three_steps_keep_their_order_and_window(ingest: Ingester, tmp_path: Path):
+    rule = _chain_rule(
+        tmp_path,
+        {
+            "within": "10m",
+            "steps": [
+                {"where": {"tool": "a"}},
+                {"where": {"tool": "b"}},
+                {"where": {"tool": {"in": ["c", "d"]}}},
+            ],
+        },
+    )
+    ingest.lines(
+        "a.jsonl",
+        [
+            _act("x1", 0, "a"),
+            _act("x2", 1, "b"),
+            _act("x3", 2, "d"),  # in order
+            _act("y1", 0, "b", "task-2"),
+            _act("y2", 1, "a", "task-2"),
+            _act("y3", 2, "c", "task-2"),  # b before a
+            _act("z1", 0, "a", "task-3"),
+            _act("z2", 5, "b", "task-3"),
+            _act("z3", 15, "c", "task-3"),  # too slow
+            _act("w1", 0, "a", "task-4"),
+            _act("w2", 9, "a", "task-4"),
+            _act("w3", 10, "b", "task-4"),
+            _act("w4", 12, "c", "task-4"),  # latest start wins
+        ],
+        fmt="native",
+    )
+    hits = {h[0]: h[6] for h in run_rule(ingest.con, rule)}
+    assert hits == {
+        "task-1": ["native:x1", "native:x2", "native:x3"],
+        "task-4": ["native:w2", "native:w3", "native:w4"],
+    }
