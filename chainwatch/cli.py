@@ -224,11 +224,11 @@ def cmd_findings(args) -> int:
         params.append(args.since)
     where = " AND ".join(filters)
     if args.format == "ocsf":
-        from detectors.publish import findings_to_ocsf
+        from detectors.publish import findings_to_ocsf, product_version
 
         id_query = f"SELECT finding_id FROM findings WHERE {where}"  # noqa: S608 - fixed columns, bound values
         ids = {r[0] for r in con.execute(id_query, params).fetchall()}
-        for event in findings_to_ocsf(con, product_version=_version()):
+        for event in findings_to_ocsf(con, product_version=product_version()):
             if event["finding_info"]["uid"] in ids:
                 print(json.dumps(event, sort_keys=True))
         return EXIT_OK
@@ -247,15 +247,6 @@ def cmd_findings(args) -> int:
         print(_table(names[:10], [[*r[:10]] for r in rows]))
         print(f"\n{len(rows)} finding(s)")
     return EXIT_OK
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chainwatch")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def cmd_evaluate(args) -> int:

@@ -99,6 +99,31 @@ def credential_id(namespace: str, raw: str, hash_key: str) -> str:
     return "cred_" + digest.hexdigest()[:32]
 
 
+class _Rates:
+    """Derived counts and ratios shared by per-scenario and overall results."""
+
+    labels: int
+    matched: int
+    findings: int
+    true_positives: int
+
+    @property
+    def false_positives(self) -> int:
+        return self.findings - self.true_positives
+
+    @property
+    def false_negatives(self) -> int:
+        return self.labels - self.matched
+
+    @property
+    def recall(self) -> float | None:
+        return _ratio(self.matched, self.labels)
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.true_positives, self.findings)
+
+
 @dataclass(frozen=True)
 class Label:
     """One labelled scenario instance, with its credential already hashed."""
@@ -121,7 +146,7 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 @dataclass(frozen=True)
-class ScenarioResult:
+class ScenarioResult(_Rates):
     """Detection quality for one scenario."""
 
     scenario: str
@@ -135,22 +160,6 @@ class ScenarioResult:
     @property
     def covered(self) -> bool:
         return bool(self.rules)
-
-    @property
-    def false_positives(self) -> int:
-        return self.findings - self.true_positives
-
-    @property
-    def false_negatives(self) -> int:
-        return self.labels - self.matched
-
-    @property
-    def recall(self) -> float | None:
-        return _ratio(self.matched, self.labels)
-
-    @property
-    def precision(self) -> float | None:
-        return _ratio(self.true_positives, self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,7 +209,7 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
-class Overall:
+class Overall(_Rates):
     """Micro-averaged figures over the rule-covered scenarios (each finding counted once)."""
 
     labels: int
@@ -208,22 +217,6 @@ class Overall:
     findings: int
     true_positives: int
     suppressed: int = 0
-
-    @property
-    def false_positives(self) -> int:
-        return self.findings - self.true_positives
-
-    @property
-    def false_negatives(self) -> int:
-        return self.labels - self.matched
-
-    @property
-    def recall(self) -> float | None:
-        return _ratio(self.matched, self.labels)
-
-    @property
-    def precision(self) -> float | None:
-        return _ratio(self.true_positives, self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -104,3 +104,13 @@ def _drop_empty(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_empty(v) for v in value]
     return value
+
+
+def product_version() -> str:
+    """chainwatch's installed version, for the OCSF metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainwatch")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -11,7 +11,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from detectors.derive import build_credential_lifecycles, build_task_sequences
-from detectors.publish import export_findings_ocsf, export_findings_parquet
+from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
 from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
 from pipelines.partitions import DAILY, SINGLE_RUN
@@ -142,7 +142,7 @@ def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch:
     with warehouse(duckdb) as con:
         files = export_findings_parquet(con, out / "parquet")
         ocsf_rows = export_findings_ocsf(
-            con, out / "findings.ocsf.jsonl", product_version=_version()
+            con, out / "findings.ocsf.jsonl", product_version=product_version()
         )
         total = con.execute("SELECT count(*) FROM findings").fetchone()[0]
         parquet_rows = (
@@ -169,15 +169,6 @@ def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch:
         passed=parquet_rows == total == ocsf_rows,
         metadata={"table": total, "parquet": parquet_rows, "ocsf": ocsf_rows},
     )
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chainwatch")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 DETECT_ASSETS.append(findings)
