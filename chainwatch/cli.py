@@ -272,6 +272,14 @@ def _print_counts(con) -> None:
     print(_table(["table", "rows"], sorted(table_counts(con).items())))
 
 
+def _iso_time(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from exc
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chainwatch", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
@@ -316,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rule")
     p.add_argument("--agent")
     p.add_argument("--status", choices=("new", "in_progress", "suppressed", "resolved"))
-    p.add_argument("--since", help="only findings last seen at or after this time (ISO 8601)")
+    p.add_argument(
+        "--since", type=_iso_time, help="only findings last seen at or after this time (ISO 8601)"
+    )
     _add_common(p)
     p.set_defaults(func=cmd_findings)
 

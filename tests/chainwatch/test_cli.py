@@ -192,3 +192,14 @@ def test_detect_then_findings_in_every_format(tmp_path: Path, capsys):
     ]
     assert main(["findings", "--db", db, "--status", "resolved"]) == EXIT_OK
     assert "0 finding(s)" in capsys.readouterr().out
+
+
+def test_a_bad_since_is_a_usage_error_without_traceback(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["findings", "--db", str(tmp_path / "w.duckdb"), "--since", "last tuesday"])
+    err = capsys.readouterr().err
+    assert (
+        exc.value.code == 2
+        and "not an ISO 8601 time: 'last tuesday'" in err
+        and "Traceback" not in err
+    )
