@@ -6,7 +6,7 @@ import duckdb
 
 from detectors.sqlfiles import run_sql
 
-DERIVED_TABLES = ("credential_lifecycles", "task_sequences")
+DERIVED_TABLES = ("credential_lifecycles", "task_sequences", "task_features")
 
 
 def build_credential_lifecycles(con: duckdb.DuckDBPyConnection) -> int:
@@ -21,9 +21,16 @@ def build_task_sequences(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT count(*) FROM task_sequences").fetchone()[0]
 
 
+def build_task_features(con: duckdb.DuckDBPyConnection) -> int:
+    """Rebuild `task_features` (needs `credential_lifecycles`); its row count."""
+    run_sql(con, "task_features")
+    return con.execute("SELECT count(*) FROM task_features").fetchone()[0]
+
+
 def build_derived_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rebuild every derived table."""
     return {
         "credential_lifecycles": build_credential_lifecycles(con),
         "task_sequences": build_task_sequences(con),
+        "task_features": build_task_features(con),
     }

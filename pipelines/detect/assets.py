@@ -10,7 +10,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from detectors.derive import build_credential_lifecycles, build_task_sequences
+from detectors.derive import build_credential_lifecycles, build_task_features, build_task_sequences
 from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
 from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
@@ -54,6 +54,22 @@ def task_sequences(context: AssetExecutionContext, duckdb: DuckDBResource):
     destinations and credentials."""
     with warehouse(duckdb) as con:
         rows = build_task_sequences(con)
+    return MaterializeResult(metadata={"rows": rows})
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[agent_actions, tasks, credential_lifecycles],
+    kinds={"duckdb"},
+)
+def task_features(context: AssetExecutionContext, duckdb: DuckDBResource):
+    """One numeric row per task (counts by action class, distinct tools / systems / destinations,
+    sensitive reads, external egress, duration, hour, weekday, errors, denials, credentials,
+    TTLs, tools and destinations new for the agent): the anomaly models' input."""
+    with warehouse(duckdb) as con:
+        rows = build_task_features(con)
     return MaterializeResult(metadata={"rows": rows})
 
 
@@ -113,7 +129,13 @@ chain_rules = _family_asset(
     "merged into findings.",
 )
 
-DETECT_ASSETS = [credential_lifecycles, task_sequences, credential_rules, chain_rules]
+DETECT_ASSETS = [
+    credential_lifecycles,
+    task_sequences,
+    task_features,
+    credential_rules,
+    chain_rules,
+]
 
 
 PUBLISH_CHECK = "exports_match_table"

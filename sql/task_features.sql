@@ -1,0 +1,67 @@
+-- task_features: one numeric row per task, the input of the anomaly models (issue: behaviour
+-- unlike peers). "New for the agent" means first seen for that agent in this task, never in an
+-- earlier one; an agent's first task has no baseline, so it counts nothing as new.
+
+CREATE OR REPLACE TABLE task_features AS
+WITH acts AS (
+    SELECT a.*, t.started_at, t.ended_at
+    FROM agent_actions a JOIN tasks t USING (task_id)
+), agent_first_task AS (
+    SELECT agent_id, min(started_at) AS first_task_start FROM tasks WHERE agent_id IS NOT NULL GROUP BY agent_id
+), first_tool AS (
+    SELECT agent_id, tool, min(ts) AS first_ts FROM acts WHERE agent_id IS NOT NULL GROUP BY agent_id, tool
+), first_destination AS (
+    SELECT agent_id, destination, min(ts) AS first_ts FROM acts
+    WHERE agent_id IS NOT NULL AND destination IS NOT NULL GROUP BY agent_id, destination
+), per_task AS (
+    SELECT task_id,
+        count(*) AS actions,
+        count_if(action_class = 'read') AS reads,
+        count_if(action_class = 'write') AS writes,
+        count_if(action_class = 'delete') AS deletes,
+        count_if(action_class = 'egress') AS egress,
+        count_if(action_class = 'delegate') AS delegations,
+        count_if(action_class = 'credential') AS credential_actions,
+        count_if(action_class = 'admin') AS admin_actions,
+        count_if(action_class = 'unknown') AS unknown_actions,
+        count(DISTINCT tool) AS distinct_tools,
+        count(DISTINCT system) AS distinct_systems,
+        count(DISTINCT destination) AS distinct_destinations,
+        count_if(action_class = 'read' AND sensitivity = 'high') AS sensitive_reads,
+        count_if(action_class = 'egress' AND external) AS external_egress,
+        count_if(outcome = 'error') AS errors,
+        count_if(outcome = 'denied') AS denials,
+        count(DISTINCT credential_id) AS credentials_used
+    FROM acts GROUP BY task_id
+), new_things AS (
+    SELECT a.task_id,
+        count(DISTINCT a.tool) FILTER (WHERE a.ts = ft.first_ts AND a.started_at > af.first_task_start) AS new_tools,
+        count(DISTINCT a.destination) FILTER (WHERE a.ts = fd.first_ts AND a.started_at > af.first_task_start)
+            AS new_destinations
+    FROM acts a
+    JOIN agent_first_task af USING (agent_id)
+    JOIN first_tool ft USING (agent_id, tool)
+    LEFT JOIN first_destination fd ON fd.agent_id = a.agent_id AND fd.destination = a.destination
+    GROUP BY a.task_id
+), creds AS (
+    SELECT task_id, max(ttl_s) AS max_ttl_s, max(validity_after_task_s) AS max_validity_after_task_s
+    FROM credential_lifecycles WHERE task_id IS NOT NULL GROUP BY task_id
+)
+SELECT t.task_id, t.agent_id, t.started_at,
+    coalesce(p.actions, 0) AS actions, coalesce(p.reads, 0) AS reads, coalesce(p.writes, 0) AS writes,
+    coalesce(p.deletes, 0) AS deletes, coalesce(p.egress, 0) AS egress,
+    coalesce(p.delegations, 0) AS delegations, coalesce(p.credential_actions, 0) AS credential_actions,
+    coalesce(p.admin_actions, 0) AS admin_actions, coalesce(p.unknown_actions, 0) AS unknown_actions,
+    coalesce(p.distinct_tools, 0) AS distinct_tools, coalesce(p.distinct_systems, 0) AS distinct_systems,
+    coalesce(p.distinct_destinations, 0) AS distinct_destinations,
+    coalesce(p.sensitive_reads, 0) AS sensitive_reads, coalesce(p.external_egress, 0) AS external_egress,
+    greatest(0, epoch(t.ended_at) - epoch(t.started_at)) AS duration_s,
+    hour(t.started_at) AS hour_of_day, isodow(t.started_at) AS weekday,
+    coalesce(p.errors, 0) AS errors, coalesce(p.denials, 0) AS denials,
+    coalesce(p.credentials_used, 0) AS credentials_used,
+    coalesce(c.max_ttl_s, 0) AS max_ttl_s, coalesce(c.max_validity_after_task_s, 0) AS max_validity_after_task_s,
+    coalesce(n.new_tools, 0) AS new_tools, coalesce(n.new_destinations, 0) AS new_destinations
+FROM tasks t
+LEFT JOIN per_task p USING (task_id)
+LEFT JOIN new_things n USING (task_id)
+LEFT JOIN creds c USING (task_id);
