@@ -1,0 +1,35 @@
+-- anomaly_models: one row per trained model version (an IsolationForest per peer group), and
+-- task_anomaly_scores: the latest score of each task by its peer group's latest model.
+-- `model` is a pickled scikit-learn estimator: the warehouse is trusted storage (whoever can write
+-- it can run code in the scoring process), so never load models from a warehouse you don't control.
+
+CREATE TABLE IF NOT EXISTS anomaly_models (
+    model_id               VARCHAR NOT NULL,    -- iforest:<peer_group>, the same for every version
+    version                INTEGER NOT NULL,    -- 1, 2, ... per model_id
+    peer_group             VARCHAR NOT NULL,
+    trained_at             TIMESTAMP NOT NULL,  -- run time (UTC)
+    train_from             TIMESTAMP NOT NULL,  -- training window: tasks started in [from, until)
+    train_until            TIMESTAMP NOT NULL,
+    features               VARCHAR[] NOT NULL,  -- task_features columns, in model input order
+    params                 JSON NOT NULL,       -- estimator parameters, seed, window, transform
+    sklearn_version        VARCHAR NOT NULL,
+    n_train                BIGINT NOT NULL,
+    feature_median         DOUBLE[] NOT NULL,   -- per feature, raw units, over the training tasks
+    feature_log_median     DOUBLE[] NOT NULL,   -- per feature, median of ln(1 + value)
+    feature_log_scale      DOUBLE[] NOT NULL,   -- per feature, robust spread of ln(1 + value): see anomaly.py
+    train_score_quantiles  DOUBLE[] NOT NULL,   -- 101 quantiles (0..100 %) of the training scores
+    model                  BLOB NOT NULL        -- pickle of the fitted IsolationForest
+);
+
+CREATE TABLE IF NOT EXISTS task_anomaly_scores (
+    task_id             VARCHAR NOT NULL,
+    agent_id            VARCHAR,
+    peer_group          VARCHAR NOT NULL,
+    model_id            VARCHAR NOT NULL,
+    version             INTEGER NOT NULL,
+    iforest_score       DOUBLE NOT NULL,   -- -score_samples: in (0, 1], higher is more anomalous
+    iforest_percentile  DOUBLE NOT NULL,   -- 0..100 within the model's training score distribution
+    baseline_score      DOUBLE,            -- max |robust z| over the model's features
+    top_features        STRUCT(feature VARCHAR, "value" DOUBLE, peer_median DOUBLE, robust_z DOUBLE)[],
+    scored_at           TIMESTAMP NOT NULL
+);
