@@ -45,6 +45,28 @@ def write_lines(path: Path, records: list, *, compress: bool = False) -> Path:
     return path
 
 
+def native_task(task: str, agent: str, start: str, end: str) -> list[dict]:
+    """Native start and end events of a completed task."""
+    return [
+        {
+            "record_type": "task",
+            "event_id": f"{task}-s",
+            "ts": start,
+            "event": "start",
+            "task_id": task,
+            "agent_id": agent,
+        },
+        {
+            "record_type": "task",
+            "event_id": f"{task}-e",
+            "ts": end,
+            "event": "end",
+            "task_id": task,
+            "status": "completed",
+        },
+    ]
+
+
 def write_json(path: Path, document, *, indent: int | None = 2) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=indent))

@@ -17,36 +17,17 @@ from detectors.anomaly import (
     train_models,
 )
 from detectors.derive import build_derived_tables
-from tests.conftest import Ingester
+from tests.conftest import Ingester, native_task
 
 TRAIN_UNTIL = datetime(2026, 11, 15)
 SCORE_SINCE = datetime(2026, 11, 15)
 
 
-def _task(task: str, agent: str, start: str, end: str) -> list[dict]:
-    return [
-        {
-            "record_type": "task",
-            "event_id": f"{task}-s",
-            "ts": start,
-            "event": "start",
-            "task_id": task,
-            "agent_id": agent,
-        },
-        {
-            "record_type": "task",
-            "event_id": f"{task}-e",
-            "ts": end,
-            "event": "end",
-            "task_id": task,
-            "status": "completed",
-        },
-    ]
-
-
 def _run(task: str, agent: str, day: int, tools: list[str]) -> list[dict]:
     """A task on 2026-11-<day> doing ``tools`` one minute apart."""
-    records = _task(task, agent, f"2026-11-{day:02d}T09:00:00Z", f"2026-11-{day:02d}T10:00:00Z")
+    records = native_task(
+        task, agent, f"2026-11-{day:02d}T09:00:00Z", f"2026-11-{day:02d}T10:00:00Z"
+    )
     for n, tool in enumerate(tools):
         records.append(
             {

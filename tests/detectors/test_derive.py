@@ -3,28 +3,7 @@
 from __future__ import annotations
 
 from detectors.derive import build_derived_tables
-from tests.conftest import Ingester
-
-
-def _task(task: str, agent: str, start: str, end: str) -> list[dict]:
-    return [
-        {
-            "record_type": "task",
-            "event_id": f"{task}-s",
-            "ts": start,
-            "event": "start",
-            "task_id": task,
-            "agent_id": agent,
-        },
-        {
-            "record_type": "task",
-            "event_id": f"{task}-e",
-            "ts": end,
-            "event": "end",
-            "task_id": task,
-            "status": "completed",
-        },
-    ]
+from tests.conftest import Ingester, native_task
 
 
 def _act(event_id: str, ts: str, task: str, tool: str, agent: str = "agent-1", **extra) -> dict:
@@ -40,8 +19,8 @@ def _act(event_id: str, ts: str, task: str, tool: str, agent: str = "agent-1", *
 
 
 RECORDS = [
-    *_task("t1", "agent-1", "2026-11-02T09:00:00Z", "2026-11-02T09:10:00Z"),
-    *_task("t2", "agent-1", "2026-11-03T22:00:00Z", "2026-11-03T22:30:00Z"),
+    *native_task("t1", "agent-1", "2026-11-02T09:00:00Z", "2026-11-02T09:10:00Z"),
+    *native_task("t2", "agent-1", "2026-11-03T22:00:00Z", "2026-11-03T22:30:00Z"),
     {
         "record_type": "credential",
         "event_id": "c1",
@@ -128,7 +107,7 @@ def test_sequences_are_ordered_with_ties_broken_by_event_id(ingest: Ingester):
     assert seq["class_path"] == "read>read>egress>delegate"
 
 
-def test_lifecycle_of_a_credential_used_after_its_task(ingest: Ingester):
+def test_lifecycle_of_a_credential_used_after_itsnative_task(ingest: Ingester):
     ingest.lines("f.jsonl", RECORDS, fmt="native")
     build_derived_tables(ingest.con)
     life = ingest.rows("SELECT * FROM credential_lifecycles")[0]
