@@ -57,14 +57,18 @@ def _checks(name: str, *, timed: bool, lag: bool = False) -> list[AssetCheckSpec
     return specs
 
 
-def _common_checks(con, table: str, days, settings: Settings, timed: bool):
+def _schema_check(con, table: str) -> AssetCheckResult:
     drift = schema_drift(con)
-    yield AssetCheckResult(
+    return AssetCheckResult(
         check_name=SCHEMA_CHECK,
         asset_key=table,
         passed=not drift,
         metadata={"differences": MetadataValue.json(drift)},
     )
+
+
+def _common_checks(con, table: str, days, settings: Settings, timed: bool):
+    yield _schema_check(con, table)
     if timed:
         future = future_rows(con, days, settings.future_tolerance_s)
         yield AssetCheckResult(
@@ -197,13 +201,7 @@ def tasks(context: AssetExecutionContext, duckdb: DuckDBResource):
                 ),
             }
         )
-        drift = schema_drift(con)
-        yield AssetCheckResult(
-            check_name=SCHEMA_CHECK,
-            asset_key="tasks",
-            passed=not drift,
-            metadata={"differences": MetadataValue.json(drift)},
-        )
+        yield _schema_check(con, "tasks")
 
 
 @asset(
@@ -230,13 +228,7 @@ def rejected_events(context: AssetExecutionContext, duckdb: DuckDBResource):
                 "by_reason": MetadataValue.json(dict(reasons)),
             }
         )
-        drift = schema_drift(con)
-        yield AssetCheckResult(
-            check_name=SCHEMA_CHECK,
-            asset_key="rejected_events",
-            passed=not drift,
-            metadata={"differences": MetadataValue.json(drift)},
-        )
+        yield _schema_check(con, "rejected_events")
 
 
 CANONICAL_ASSETS = [credential_events, agent_actions, tasks, rejected_events]
