@@ -28,7 +28,7 @@ SELECT 'e' || i, TIMESTAMP '2026-11-01' + to_seconds(i * 3), CAST(TIMESTAMP '202
     ['jira', 'github', 'crm', 'mail', 's3', 'slack'][1 + (hash(i + 7) % 6)::INT],
     ['read', 'egress', 'write', 'delegate', 'read'][1 + (hash(i) % 5)::INT], 'catalog', 'x@evil.example.net',
     CASE WHEN hash(i * 3) % 7 = 0 THEN 'high' ELSE 'low' END, hash(i * 5) % 3 = 0, 'ok', NULL, NULL, NULL,
-    '10.0.0.1', NULL, NULL, 'native', 'benchmark', 0, i, 0, TIMESTAMP '2026-11-28'
+    '10.0.0.1', NULL, NULL, 'native', 'benchmark', 0, i, 0, TIMESTAMP '2026-11-28', NULL
 FROM range(?) t(i)
 """
 

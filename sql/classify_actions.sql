@@ -86,6 +86,6 @@ SELECT event_id, ts, CAST(ts AS DATE) AS day, agent_id, task_id, task_source, tr
         false) AS external,
     outcome, error_type, duration_ms, credential_id, source_ip,
     left(args, $args_chars) AS args,
-    CASE WHEN args IS NOT NULL THEN md5(args) END AS args_digest,
+    CASE WHEN args IS NOT NULL THEN md5(args) END AS args_digest, bytes_out,
     source_format, source_file, source_offset, source_line, source_record
 FROM domains;

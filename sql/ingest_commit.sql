@@ -56,8 +56,9 @@ JOIN (
 ) l ON starts_with(l.principal || '/', c.revoke_prefix)
 WHERE c.revoke_prefix IS NOT NULL;
 
-INSERT INTO agent_actions
-SELECT a.*, $now FROM p_actions_classified a SEMI JOIN p_loaded USING (source_file, source_line, source_record);
+INSERT INTO agent_actions BY NAME
+SELECT a.*, $now AS ingested_at
+FROM p_actions_classified a SEMI JOIN p_loaded USING (source_file, source_line, source_record);
 
 INSERT INTO credential_events BY NAME
 SELECT c.*, CAST(c.ts AS DATE) AS day, $now AS ingested_at

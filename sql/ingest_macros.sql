@@ -80,6 +80,13 @@ CREATE OR REPLACE TEMP MACRO cw_str_list(v) AS CASE
     WHEN json_type(v) = 'VARCHAR' THEN list_filter(string_split((v ->> '$'), ';'), x -> x <> '')
     END;
 
+-- A byte count from text: a whole number >= 0 (a zero fraction, as in `1024.0`, is accepted),
+-- else NULL. Signs, fractions, exponents and words are not counts.
+CREATE OR REPLACE TEMP MACRO cw_byte_count(s) AS CASE
+    WHEN regexp_full_match(trim(s::VARCHAR), '[0-9]+(\.0*)?')
+        THEN try_cast(regexp_extract(trim(s::VARCHAR), '^[0-9]+') AS BIGINT)
+    END;
+
 -- First value of a JSON object among candidate keys (list of names).
 CREATE OR REPLACE TEMP MACRO cw_first_key(obj, keys) AS
     list_filter(list_transform(keys, k -> json_extract_string(obj, '$."' || k || '"')), x -> x IS NOT NULL)[1];

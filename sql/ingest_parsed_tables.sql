@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP TABLE p_actions (
     class_hint VARCHAR, destination_hint VARCHAR, sensitivity_hint VARCHAR, external_hint BOOLEAN,
     hint_read_only BOOLEAN, hint_destructive BOOLEAN, hint_open_world BOOLEAN,
     outcome VARCHAR, error_type VARCHAR, duration_ms DOUBLE, credential_id VARCHAR,
-    source_ip VARCHAR, args VARCHAR,
+    source_ip VARCHAR, args VARCHAR, bytes_out BIGINT,
     source_format VARCHAR, source_file VARCHAR, source_offset BIGINT, source_line BIGINT,
     source_record INTEGER
 );

@@ -27,7 +27,7 @@ SELECT source_file, source_line, source_offset, source_record, rec,
             "principalId":"VARCHAR","sessionContext":{"sessionIssuer":{"arn":"VARCHAR","userName":"VARCHAR"}}},
         "sourceIPAddress":"VARCHAR","userAgent":"VARCHAR","requestParameters":"JSON",
         "responseElements":"JSON","errorCode":"VARCHAR","errorMessage":"VARCHAR",
-        "recipientAccountId":"VARCHAR","awsRegion":"VARCHAR"}') END AS r
+        "recipientAccountId":"VARCHAR","awsRegion":"VARCHAR","additionalEventData":"JSON"}') END AS r
 FROM ct_records;
 
 CREATE OR REPLACE TEMP TABLE ct_valid AS
@@ -134,6 +134,8 @@ SELECT event_id, ts,
     caller_credential_id,
     r.sourceIPAddress,
     cw_redact(rp::VARCHAR),
+    -- S3 data events: bytes the caller uploaded (a number or a numeric string; else unknown).
+    cw_byte_count(r.additionalEventData ->> 'bytesTransferredIn'),
     'cloudtrail', source_file, source_offset, source_line, source_record
 FROM ct_ok;
 

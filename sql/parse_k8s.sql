@@ -78,7 +78,7 @@ SELECT event_id, ts,
     CASE WHEN r.objectRef.resource = 'secrets' THEN 'high' END,
     NULL, NULL, NULL, NULL,
     outcome, CASE WHEN outcome IN ('error', 'denied') THEN coalesce(r.responseStatus.reason, r.responseStatus.code) END,
-    NULL, credential_id, r.sourceIPs[1], NULL,
+    NULL, credential_id, r.sourceIPs[1], NULL, NULL,
     'k8s', source_file, source_offset, source_line, source_record
 FROM k_ok;
 

@@ -11,7 +11,7 @@ SELECT source_file, unit_line AS source_line, unit_offset AS source_offset, 0 AS
         "credential_kind":"VARCHAR","principal":"VARCHAR","parent_credential_ref":"VARCHAR",
         "scopes":"JSON","ttl_s":"VARCHAR","issued_at":"JSON","expires_at":"JSON","source_ip":"VARCHAR",
         "trace_id":"VARCHAR","span_id":"VARCHAR","parent_span_id":"VARCHAR","status":"VARCHAR",
-        "approved_by":"VARCHAR","approved_scope":"JSON","approval_expires_at":"JSON"}') END AS r
+        "approved_by":"VARCHAR","approved_scope":"JSON","approval_expires_at":"JSON","bytes_out":"VARCHAR"}') END AS r
 FROM unit_json WHERE source_format IN ('native', 'native_csv', 'native_parquet');
 
 CREATE OR REPLACE TEMP TABLE n_valid AS
@@ -43,7 +43,11 @@ SELECT *,
             CASE WHEN nullif(r.sensitivity, '') NOT IN ('low', 'medium', 'high')
                  THEN 'invalid value for sensitivity: ' || left(r.sensitivity, 40) END,
             CASE WHEN nullif(r.external, '') IS NOT NULL AND try_cast(r.external AS BOOLEAN) IS NULL
-                 THEN 'wrong type for external: expected boolean' END)
+                 THEN 'wrong type for external: expected boolean' END,
+            CASE WHEN nullif(r.bytes_out, '') IS NULL OR cw_byte_count(r.bytes_out) IS NOT NULL THEN NULL
+                 WHEN regexp_full_match(trim(r.bytes_out), '-?[0-9]+(\.0*)?')
+                 THEN 'invalid value for bytes_out: ' || left(r.bytes_out, 40) || ' (expected an integer >= 0)'
+                 ELSE 'wrong type for bytes_out: expected integer bytes, got ' || left(r.bytes_out, 40) END)
         WHEN 'credential' THEN coalesce(
             cw_string_problem('event', r.event, true),
             CASE WHEN (r.event ->> '$') NOT IN ('issue', 'use', 'renew', 'revoke', 'expire')
@@ -99,6 +103,7 @@ SELECT event_id, ts, agent_id, task_id, CASE WHEN task_id IS NOT NULL THEN 'nati
     cw_redact(CASE WHEN r.arguments IS NULL OR json_type(r.arguments) = 'NULL' THEN NULL
                    WHEN json_type(r.arguments) = 'VARCHAR' AND json_valid(r.arguments ->> '$') THEN json((r.arguments ->> '$'))::VARCHAR
                    ELSE r.arguments::VARCHAR END),
+    cw_byte_count(nullif(r.bytes_out, '')),
     'native', source_file, source_offset, source_line, source_record
 FROM n_ok WHERE record_type = 'action';
 

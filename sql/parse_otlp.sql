@@ -151,6 +151,9 @@ SELECT event_id, ts, agent_id, task_id, task_source, trace_id, span_id, parent_s
             CASE WHEN json_valid(arg_value ->> 'stringValue') THEN json((arg_value ->> 'stringValue'))::VARCHAR
                  ELSE to_json(arg_value ->> 'stringValue')::VARCHAR END
         ELSE cw_any_json(arg_value) END),
+    -- Bytes sent: the HTTP request body, else the message body of a messaging tool.
+    coalesce(cw_byte_count(cw_attr_text(attrs, 'http.request.body.size')),
+             cw_byte_count(cw_attr_text(attrs, 'messaging.message.body.size'))),
     'otlp', source_file, source_offset, source_line, source_record
 FROM tools;
 

@@ -30,8 +30,13 @@ CREATE TABLE IF NOT EXISTS agent_actions (
     source_offset   BIGINT NOT NULL,
     source_line     BIGINT NOT NULL,
     source_record   INTEGER NOT NULL,
-    ingested_at     TIMESTAMP NOT NULL
+    ingested_at     TIMESTAMP NOT NULL,
+    -- Added after the first release: last here, where the ALTER below puts it in older warehouses.
+    bytes_out       BIGINT
 );
+
+-- Upgrades a warehouse created before the column existed (a no-op otherwise).
+ALTER TABLE agent_actions ADD COLUMN IF NOT EXISTS bytes_out BIGINT;
 
 CREATE TABLE IF NOT EXISTS credential_events (
     event_id              VARCHAR NOT NULL,

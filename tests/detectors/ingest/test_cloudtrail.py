@@ -1049,6 +1049,52 @@ def test_action_classes_and_destinations(ingest: Ingester):
     }
 
 
+def s3_data_event(event_id: str, name: str, bytes_in, bytes_out=0) -> dict:
+    """An S3 data event; ``bytes_in`` of ``...`` leaves ``bytesTransferredIn`` out."""
+    who = assumed_role("AgentRole", "planner@task-1", AGENT_KEY)
+    rec = s3_call(event_id, "2024-11-30T19:44:00Z", name, who, "exports", "q3/out.csv")
+    extra = {
+        "SignatureVersion": "SigV4",
+        "CipherSuite": "TLS_AES_128_GCM_SHA256",
+        "AuthenticationMethod": "AuthHeader",
+        "x-amz-id-2": "Qk9HVVMtSUQtRk9SLVRFU1RTLU9OTFk=",
+        "bytesTransferredOut": bytes_out,
+    }
+    if bytes_in is not ...:
+        extra["bytesTransferredIn"] = bytes_in
+    rec["additionalEventData"] = extra
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("name", "bytes_in", "expected"),
+    [
+        pytest.param("PutObject", 1048576, 1048576, id="number"),
+        pytest.param("UploadPart", "5242880", 5242880, id="numeric-string"),
+        pytest.param("PutObject", 1048576.0, 1048576, id="whole-number-float"),
+        pytest.param("GetObject", 0, 0, id="download-sends-nothing"),
+        pytest.param("PutObject", ..., None, id="absent"),
+        pytest.param("PutObject", None, None, id="null"),
+        pytest.param("PutObject", "unknown", None, id="text"),
+        pytest.param("PutObject", -1, None, id="negative"),
+        pytest.param("PutObject", 10.5, None, id="fraction"),
+        pytest.param("PutObject", {"value": 1}, None, id="object"),
+    ],
+)
+def test_bytes_out_from_bytes_transferred_in(ingest: Ingester, name, bytes_in, expected):
+    report = ingest.document("s3.json", {"Records": [s3_data_event("d1", name, bytes_in)]})
+    assert counts(report) == [(1, 1, 0, 0)]  # an unusable size is unknown, not a reject
+    assert action(ingest, "d1")["bytes_out"] == expected
+
+
+def test_bytes_out_is_null_without_additional_event_data(ingest: Ingester):
+    ingest.document("ct.json", {"Records": session_records()})
+    assert [r["bytes_out"] for r in ingest.rows("SELECT bytes_out FROM agent_actions")] == [
+        None,
+        None,
+    ]
+
+
 # ---------------------------------------------------------------- a file shaped like a real account's
 
 

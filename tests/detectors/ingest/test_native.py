@@ -70,6 +70,7 @@ RECORDS = [
         "duration_ms": 12.5,
         "credential_ref": "jit-123",
         "source_ip": "10.0.0.5",
+        "bytes_out": 2048,
     },
     {
         "record_type": "action",
@@ -143,6 +144,7 @@ def write_parquet(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     types = {
         "ttl_s": pa.int64(),
+        "bytes_out": pa.int64(),
         "duration_ms": pa.float64(),
         "external": pa.bool_(),
         "scopes": pa.list_(pa.string()),
@@ -238,6 +240,7 @@ def test_native_rows_have_the_record_values(ingest: Ingester):
         "native",
     )
     assert a1["credential_id"] == ingest.cred_id("native", "jit-123")
+    assert a1["bytes_out"] == 2048
     assert (a1["source_line"], a1["source_record"]) == (3, 0)
     a2 = ingest.rows("SELECT * FROM agent_actions WHERE event_id = 'native:a2'")[0]
     assert (a2["action_class"], a2["classified_by"], a2["sensitivity"], a2["external"]) == (
@@ -247,6 +250,7 @@ def test_native_rows_have_the_record_values(ingest: Ingester):
         False,
     )
     assert (a2["outcome"], a2["error_type"]) == ("denied", "Forbidden")
+    assert a2["bytes_out"] is None
 
 
 def test_csv_arguments_as_json_string_equal_json_lines_arguments(ingest: Ingester, tmp_path: Path):
@@ -823,6 +827,31 @@ def test_explicit_event_ids_deduplicate_even_when_content_differs(ingest: Ingest
             "wrong type for external: expected boolean",
             id="external",
         ),
+        pytest.param(
+            {**act("r15"), "bytes_out": -1},
+            "invalid value for bytes_out: -1 (expected an integer >= 0)",
+            id="bytes_out-negative",
+        ),
+        pytest.param(
+            {**act("r15b"), "bytes_out": "-20"},
+            "invalid value for bytes_out: -20 (expected an integer >= 0)",
+            id="bytes_out-negative-string",
+        ),
+        pytest.param(
+            {**act("r16"), "bytes_out": 1.5},
+            "wrong type for bytes_out: expected integer bytes, got 1.5",
+            id="bytes_out-fraction",
+        ),
+        pytest.param(
+            {**act("r16b"), "bytes_out": "lots"},
+            "wrong type for bytes_out: expected integer bytes, got lots",
+            id="bytes_out-text",
+        ),
+        pytest.param(
+            {**act("r16c"), "bytes_out": True},
+            "wrong type for bytes_out: expected integer bytes, got true",
+            id="bytes_out-boolean",
+        ),
         pytest.param([1, 2], "record is not a JSON object (got array)", id="not-object"),
     ],
 )
@@ -832,6 +861,27 @@ def test_invalid_records_are_rejected_with_a_reason(ingest: Ingester, record, re
     rejected = ingest.rows("SELECT reason, source_format, source_line FROM rejected_events")
     assert rejected == [{"reason": reason, "source_format": "native", "source_line": 2}]
     assert ingest.one("SELECT event_id FROM agent_actions") == "native:good"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(4096, 4096, id="integer"),
+        pytest.param(0, 0, id="zero"),
+        pytest.param("4096", 4096, id="numeric-string"),
+        pytest.param(4096.0, 4096, id="whole-number-float"),
+        pytest.param(None, None, id="null"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_bytes_out_accepted_forms(ingest: Ingester, value, expected):
+    assert counts(ingest.lines("b.jsonl", [act("b", bytes_out=value)])) == [(1, 1, 0, 0)]
+    assert ingest.one("SELECT bytes_out FROM agent_actions") == expected
+
+
+def test_bytes_out_absent_is_null(ingest: Ingester):
+    assert counts(ingest.lines("b.jsonl", [act("b")])) == [(1, 1, 0, 0)]
+    assert ingest.one("SELECT bytes_out FROM agent_actions") is None
 
 
 @pytest.mark.parametrize(

@@ -479,6 +479,37 @@ def test_a_tool_span_without_arguments_has_null_args(ingest: Ingester):
     assert (row["args"], row["args_digest"]) == (None, None)
 
 
+# --- bytes sent ------------------------------------------------------------------------------
+
+BODY_SIZES = [
+    pytest.param({"http.request.body.size": {"intValue": "2048"}}, 2048, id="int-as-string"),
+    pytest.param({"http.request.body.size": {"intValue": 2048}}, 2048, id="int-as-number"),
+    pytest.param({"http.request.body.size": {"intValue": "0"}}, 0, id="zero"),
+    pytest.param({"messaging.message.body.size": {"intValue": "512"}}, 512, id="messaging"),
+    pytest.param(
+        {
+            "http.request.body.size": {"intValue": "2048"},
+            "messaging.message.body.size": {"intValue": "512"},
+        },
+        2048,
+        id="http-wins",
+    ),
+    pytest.param({}, None, id="absent"),
+    pytest.param({"http.request.body.size": {"intValue": "-5"}}, None, id="negative"),
+    pytest.param({"http.request.body.size": {"doubleValue": 1.5}}, None, id="fraction"),
+    pytest.param({"http.request.body.size": {"boolValue": True}}, None, id="boolean"),
+    # only real size attributes: the arguments' length is not a body size
+    pytest.param({"gen_ai.tool.call.arguments": '{"body": "hello"}'}, None, id="arguments"),
+]
+
+
+@pytest.mark.parametrize(("attributes", "expected"), BODY_SIZES)
+def test_bytes_out_comes_from_body_size_attributes(ingest: Ingester, attributes, expected):
+    report = ingest.document("size.json", export(tool_span(sid(1), "http_post", attributes)))
+    assert counts(report) == [(1, 1, 0, 0)]
+    assert action(ingest, sid(1))["bytes_out"] == expected
+
+
 # --- task and agent resolution ---------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from detectors.ingest.pipeline import expand_paths, file_day, ingest_paths, partition_day_of
-from detectors.quality import conservation_violations
+from detectors.quality import conservation_violations, schema_drift
+from detectors.warehouse import connect
 from tests.conftest import Ingester, counts, write_lines
 
 NATIVE_OK = {
@@ -229,3 +230,23 @@ def test_ingest_without_linking_leaves_tasks_for_the_job(con, settings, tmp_path
     ingest_paths(con, [path], settings, link=False)
     assert con.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM agent_actions").fetchone()[0] == 1
+
+
+def test_a_warehouse_from_before_bytes_out_is_upgraded_when_opened(settings, tmp_path: Path):
+    path = tmp_path / "old" / "chainwatch.duckdb"
+    old = connect(path)
+    ingest_paths(old, [write_lines(tmp_path / "in" / "old.jsonl", [NATIVE_OK])], settings)
+    old.execute("ALTER TABLE agent_actions DROP COLUMN bytes_out")  # as the old schema made it
+    old.close()
+
+    con = connect(path)
+    try:
+        assert schema_drift(con) == []
+        new = dict(NATIVE_OK, event_id="a2", bytes_out=512)
+        report = ingest_paths(con, [write_lines(tmp_path / "in" / "new.jsonl", [new])], settings)
+        assert counts(report) == [(1, 1, 0, 0)]
+        rows = con.execute("SELECT event_id, bytes_out FROM agent_actions ORDER BY 1").fetchall()
+        assert rows == [("native:a1", None), ("native:a2", 512)]
+        assert conservation_violations(con) == []
+    finally:
+        con.close()
