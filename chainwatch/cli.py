@@ -60,6 +60,7 @@ def cmd_simulate(args) -> int:
         days=args.days,
         actions=args.actions,
         start=date.fromisoformat(args.start) if args.start else date(2026, 11, 1),
+        anomalies=args.anomalies,
     )
     print(f"wrote a simulated fleet to {args.out}")
     print(summary)
@@ -111,6 +112,7 @@ def cmd_run(args) -> int:
         catalog_path=args.catalog,
         config_file=args.config,
         log_level="INFO" if args.verbose else "WARNING",
+        refit=args.refit,
     )
     if not outcome.days:
         print(f"no files in landing folder {args.landing}")
@@ -119,6 +121,10 @@ def cmd_run(args) -> int:
         f"ran Dagster job chainwatch_ingest over {outcome.days[0]} .. {outcome.days[-1]} "
         f"({len(outcome.days)} day(s)) into {settings.db_path}: {'success' if outcome.success else 'FAILED'}"
     )
+    if outcome.refit_run_id:
+        print(
+            "no anomaly model existed: ran chainwatch_refit, then chainwatch_score over the same days"
+        )
     for check in outcome.failed_checks:
         kind = "warning" if check.endswith(":ingestion_lag") else "FAILED"
         print(f"check {kind}: {check}")
@@ -147,6 +153,7 @@ def cmd_run(args) -> int:
             ).fetchall(),
         )
     )
+    _print_anomaly_summary(con)
     _print_findings_summary(con, args.top)
     print(
         f"\nfindings exported to {settings.findings_path}/parquet (by day) and "
@@ -164,8 +171,59 @@ def cmd_detect(args) -> int:
     con = connect(settings.db_path)
     report = run_detection(con, settings)
     print("derived tables: " + ", ".join(f"{k} {v}" for k, v in report.derived.items()))
+    for note in report.notes:
+        print(note)
+    _print_anomaly_summary(con)
     _print_findings_summary(con, args.top)
     return EXIT_OK
+
+
+def cmd_refit(args) -> int:
+    from detectors.anomaly import default_train_until, refit
+
+    settings = _settings(args)
+    con = connect(settings.db_path)
+    until = default_train_until(con)
+    report = refit(con, settings.anomaly, train_until=until)
+    window = settings.anomaly.window_days
+    print(
+        f"peer groups ({settings.anomaly.peer_method}): "
+        + ", ".join(f"{g} {n} agent(s)" for g, n in report.groups.items())
+    )
+    print(f"training window: {window} day(s) before {until:%Y-%m-%d %H:%M} UTC")
+    print(
+        _table(
+            ["peer_group", "training_tasks", "model", "version", "outcome"],
+            [
+                [
+                    m.peer_group,
+                    m.n_train,
+                    m.model_id or "-",
+                    m.version or "-",
+                    m.reason or "trained",
+                ]
+                for m in report.models
+            ],
+        )
+    )
+    print("scoring uses these models from the next `chainwatch detect` or run; it never refits")
+    return EXIT_OK
+
+
+def _print_anomaly_summary(con) -> None:
+    tables = {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    if "task_anomaly_scores" not in tables:
+        return
+    rows = con.execute(
+        """SELECT peer_group, count(*), any_value(model_id || ' v' || version),
+                  count_if(fused_percentile >= 99), round(max(fused_percentile), 1)
+           FROM task_anomaly_scores GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    if rows:
+        print("\nanomaly scores by peer group:")
+        print(_table(["peer_group", "tasks", "model", "tasks_at_p99+", "max_percentile"], rows))
 
 
 def _print_findings_summary(con, top: int) -> None:
@@ -181,10 +239,10 @@ def _print_findings_summary(con, top: int) -> None:
     )
     print(f"\ntop {top} findings:")
     rows = con.execute(
-        """SELECT finding_id, severity, risk_score, rule_id, coalesce(task_id, '-'), coalesce(agent_id, '-'),
+        """SELECT finding_id, severity, priority, rule_id, coalesce(task_id, '-'), coalesce(agent_id, '-'),
                   left(detail, 70), array_to_string(evidence_event_ids[1:4], ' ')
            FROM findings WHERE status IN ('new', 'in_progress')
-           ORDER BY risk_score DESC, last_seen DESC, finding_id LIMIT ?""",
+           ORDER BY priority DESC NULLS LAST, risk_score DESC, last_seen DESC, finding_id LIMIT ?""",
         [top],
     ).fetchall()
     print(
@@ -192,7 +250,7 @@ def _print_findings_summary(con, top: int) -> None:
             [
                 "finding",
                 "severity",
-                "risk",
+                "priority",
                 "rule",
                 "task",
                 "agent",
@@ -233,18 +291,28 @@ def cmd_findings(args) -> int:
                 print(json.dumps(event, sort_keys=True))
         return EXIT_OK
     cursor = con.execute(
-        f"""SELECT finding_id, rule_id, severity, risk_score, status, agent_id, task_id, credential_id,
-                   first_seen, last_seen, evidence_event_ids, detail
-            FROM findings WHERE {where} ORDER BY risk_score DESC, last_seen DESC, finding_id""",  # noqa: S608
+        f"""SELECT finding_id, rule_id, severity, priority, risk_score, status, agent_id, task_id,
+                   credential_id, first_seen, last_seen, analytic_type, anomaly_percentile,
+                   evidence_event_ids, detail, explanation
+            FROM findings WHERE {where}
+            ORDER BY priority DESC NULLS LAST, risk_score DESC, last_seen DESC, finding_id""",  # noqa: S608
         params,
     )
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     if args.format == "json":
         for row in rows:
-            print(json.dumps(dict(zip(names, row, strict=True)), default=str, sort_keys=True))
+            record = dict(zip(names, row, strict=True))
+            record["explanation"] = (
+                json.loads(record["explanation"]) if record["explanation"] else None
+            )
+            print(json.dumps(record, default=str, sort_keys=True))
     else:
-        print(_table(names[:10], [[*r[:10]] for r in rows]))
+        shown = names.index("analytic_type")
+        print(_table(names[:shown], [[*r[:shown]] for r in rows]))
+        for row in rows:
+            if row[names.index("explanation")]:
+                print(f"\n{row[0]} ({row[1]}): {row[names.index('detail')]}")
         print(f"\n{len(rows)} finding(s)")
     return EXIT_OK
 
@@ -294,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=3)
     p.add_argument("--actions", type=int, default=5000, help="approximate number of agent actions")
     p.add_argument("--start", help="first day (YYYY-MM-DD, default 2026-11-01)")
+    p.add_argument(
+        "--anomalies",
+        action="store_true",
+        help="also inject behaviour no rule covers (ANOMALY_SCENARIOS), for anomaly detection",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("ingest", help="load log files or folders into the warehouse")
@@ -310,8 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--landing", default="data/landing", help="landing folder (default data/landing)"
     )
     p.add_argument("--top", type=int, default=5, help="how many of the busiest tasks to show")
+    p.add_argument(
+        "--refit",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="refit the anomaly models after the ingest: auto = only if none exists yet "
+        "(default); otherwise the weekly schedule or `chainwatch refit` does it",
+    )
     _add_common(p, catalog=True)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "refit", help="reassign peer groups and train a new version of the anomaly models"
+    )
+    _add_common(p)
+    p.set_defaults(func=cmd_refit)
 
     p = sub.add_parser("detect", help="run every detection rule over what is loaded")
     p.add_argument("--top", type=int, default=10, help="how many of the top findings to show")

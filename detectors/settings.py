@@ -25,6 +25,63 @@ class SettingsError(ValueError):
     """Raised when a setting is invalid; the message names the setting."""
 
 
+PEER_METHODS: tuple[str, ...] = ("agent_clusters", "roles", "single")
+
+
+@dataclass(frozen=True)
+class AnomalyParams:
+    """How peer groups are formed, models trained and anomalies flagged (setting ``anomaly``).
+
+    ``peer_method``: ``agent_clusters`` (KMeans on tool profiles, ``n_groups`` clusters, 0 =
+    automatic), ``roles`` (the named group ``role`` of ``role_pattern`` in the agent id) or
+    ``single``. Models train on the last ``window_days`` days; a peer group with fewer than
+    ``min_tasks`` tasks there gets no model (cold start). ``top_g``: successors that are not rare
+    (DeepLog). Tasks at or above ``alert_percentile`` of their group's fused score become findings.
+    """
+
+    peer_method: str = "agent_clusters"
+    role_pattern: str = r"^(?P<role>[A-Za-z]+(?:[-_][A-Za-z]+)*)"
+    n_groups: int = 0
+    window_days: int = 14
+    min_tasks: int = 50
+    seed: int = 7
+    top_g: int = 3
+    alert_percentile: float = 99.5
+
+    def __post_init__(self) -> None:
+        if self.peer_method not in PEER_METHODS:
+            raise SettingsError(
+                f"setting 'anomaly.peer_method': unknown peer group method {self.peer_method!r}"
+            )
+        try:
+            groups = re.compile(self.role_pattern).groupindex
+        except re.error as exc:
+            raise SettingsError(f"setting 'anomaly.role_pattern': {exc}") from exc
+        if "role" not in groups:
+            raise SettingsError("setting 'anomaly.role_pattern' needs a named group (?P<role>...)")
+        if self.window_days < 1 or self.min_tasks < 2 or self.top_g < 1 or self.n_groups < 0:
+            raise SettingsError(
+                "settings 'anomaly': window_days >= 1, min_tasks >= 2, top_g >= 1, n_groups >= 0"
+            )
+        if not 0 < self.alert_percentile <= 100:
+            raise SettingsError("setting 'anomaly.alert_percentile' must be in (0, 100]")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> AnomalyParams:
+        """Build from a YAML mapping, converting each value to its field's type."""
+        known = {f.name: f for f in fields(cls)}
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise SettingsError(f"unknown setting 'anomaly.{key}'")
+            kind = type(getattr(cls(), key))
+            try:
+                out[key] = kind(value)
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"setting 'anomaly.{key}': {exc}") from exc
+        return cls(**out)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about ingest and linking."""
@@ -54,6 +111,8 @@ class Settings:
     rule_parameters: dict[str, dict] = field(default_factory=dict)
     suppressions_path: Path | None = None
     findings_dir: Path | None = None  # default: a "findings" folder beside the warehouse file
+    # Anomaly models (detectors/anomaly.py): peer groups, training window, alert percentile.
+    anomaly: AnomalyParams = field(default_factory=lambda: AnomalyParams())
 
     @property
     def findings_path(self) -> Path:
@@ -85,7 +144,14 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             raise SettingsError(f"unknown setting {key!r}")
         default = getattr(Settings(), key)
         try:
-            if key == "rule_parameters":
+            if key == "anomaly":
+                if isinstance(value, AnomalyParams):
+                    pass
+                elif isinstance(value, dict):
+                    value = AnomalyParams.from_mapping(value)
+                else:
+                    raise ValueError("expected a mapping of anomaly parameters")
+            elif key == "rule_parameters":
                 if not isinstance(value, dict) or not all(
                     isinstance(v, dict) for v in value.values()
                 ):
@@ -101,6 +167,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                     if isinstance(value, str)
                     else bool(value)
                 )
+            elif isinstance(default, float):
+                value = float(value)
             elif isinstance(default, int):
                 value = int(value)
             elif isinstance(default, tuple):
@@ -111,6 +179,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 value = {str(k): int(v) for k, v in dict(value).items()}
             else:
                 value = str(value)
+        except SettingsError:
+            raise
         except (TypeError, ValueError) as exc:
             raise SettingsError(f"setting {key!r}: {exc}") from exc
         out[key] = value

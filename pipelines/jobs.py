@@ -1,16 +1,39 @@
-"""The ingest job: every raw source, then the canonical tables, for one day or a range of days."""
+"""Jobs: the daily ingest-to-findings job, and the model refit on its own schedule."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
+from pipelines.anomaly.assets import GROUP as ANOMALY_GROUP
+from pipelines.anomaly.assets import REFIT_GROUP
 from pipelines.canonical.assets import GROUP as CANONICAL_GROUP
 from pipelines.detect.assets import GROUP as DETECT_GROUP
+from pipelines.detect.assets import PUBLISH_GROUP
 from pipelines.ingest.assets import GROUP as RAW_GROUP
 
 INGEST_JOB_NAME = "chainwatch_ingest"
+REFIT_JOB_NAME = "chainwatch_refit"
+SCORE_JOB_NAME = "chainwatch_score"
 
 ingest_job = define_asset_job(
     INGEST_JOB_NAME,
-    selection=AssetSelection.groups(RAW_GROUP, CANONICAL_GROUP, DETECT_GROUP),
-    description="Land the day's files from every source, rebuild the canonical and derived tables, detect.",
+    selection=AssetSelection.groups(
+        RAW_GROUP, CANONICAL_GROUP, DETECT_GROUP, ANOMALY_GROUP, PUBLISH_GROUP
+    ),
+    description="Land the day's files from every source, rebuild the canonical and derived tables, "
+    "run the rules, score tasks with the stored anomaly models (no refit), publish findings.",
+    executor_def=in_process_executor,
+)
+
+refit_job = define_asset_job(
+    REFIT_JOB_NAME,
+    selection=AssetSelection.groups(REFIT_GROUP),
+    description="Reassign peer groups and train a new version of every peer group's anomaly models.",
+    executor_def=in_process_executor,
+)
+
+score_job = define_asset_job(
+    SCORE_JOB_NAME,
+    selection=AssetSelection.groups(ANOMALY_GROUP, PUBLISH_GROUP),
+    description="Score the partitions' tasks with the latest anomaly models and republish findings "
+    "(after a refit, without ingesting again).",
     executor_def=in_process_executor,
 )

@@ -1,16 +1,20 @@
-"""Run the ingest job in-process over the days present in a landing folder."""
+"""Run the ingest job in-process over the days present in a landing folder, and the model refit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from dagster import DagsterInstance
 
 from detectors.ingest.pipeline import file_day, landing_files
+from detectors.warehouse import connect
 from pipelines.definitions import build_definitions
-from pipelines.jobs import INGEST_JOB_NAME
+from pipelines.jobs import INGEST_JOB_NAME, REFIT_JOB_NAME, SCORE_JOB_NAME
+
+RefitMode = Literal["auto", "always", "never"]
 
 
 @dataclass
@@ -21,6 +25,7 @@ class RunOutcome:
     days: list[date]
     failed_checks: list[str]
     run_id: str | None
+    refit_run_id: str | None = None  # set when the models were refit after the ingest
 
 
 def run_landing(
@@ -31,8 +36,14 @@ def run_landing(
     config_file: str | None = None,
     days: list[date] | None = None,
     log_level: str = "WARNING",
+    refit: RefitMode = "never",
 ) -> RunOutcome:
-    """Execute the Dagster ingest job for every day with files in ``landing_dir`` (one run)."""
+    """Execute the Dagster ingest job for every day with files in ``landing_dir`` (one run).
+
+    ``refit``: ``never`` leaves the models to their schedule; ``always`` refits after the ingest
+    and rescores the days (the score job); ``auto`` does so only when no model exists yet (a first
+    run: otherwise nothing could be scored).
+    """
     landing = Path(landing_dir)
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist or is not a folder")
@@ -45,24 +56,54 @@ def run_landing(
         catalog_path=catalog_path,
         config_file=config_file,
     )
-    job = defs.resolve_job_def(INGEST_JOB_NAME)
+    partition_range = {
+        "dagster/asset_partition_range_start": days[0].isoformat(),
+        "dagster/asset_partition_range_end": days[-1].isoformat(),
+    }
     with DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": days[0].isoformat(),
-                "dagster/asset_partition_range_end": days[-1].isoformat(),
-            },
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        result = _execute(defs, INGEST_JOB_NAME, instance, partition_range, log_level)
+        outcome = RunOutcome(result.success, days, _failed_checks(result), result.run_id)
+        if result.success and (refit == "always" or (refit == "auto" and not _has_models(db_path))):
+            refit_result = _execute(defs, REFIT_JOB_NAME, instance, {}, log_level)
+            outcome.refit_run_id = refit_result.run_id
+            outcome.success = refit_result.success
+            if refit_result.success:
+                score = _execute(defs, SCORE_JOB_NAME, instance, partition_range, log_level)
+                outcome.success = score.success
+                outcome.failed_checks += _failed_checks(score)
+        return outcome
+
+
+def _execute(defs, job_name: str, instance, tags: dict, log_level: str):
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+
+
+def _failed_checks(result) -> list[str]:
+    return [
+        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        for evaluation in (
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
         )
-        failed = [
-            f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-            for evaluation in (
-                event.event_specific_data
-                for event in result.all_events
-                if event.event_type_value == "ASSET_CHECK_EVALUATION"
-            )
-            if not evaluation.passed
-        ]
-        return RunOutcome(result.success, days, failed, result.run_id)
+        if not evaluation.passed
+    ]
+
+
+def _has_models(db_path: str | Path) -> bool:
+    con = connect(db_path, read_only=True)
+    try:
+        return bool(
+            con.execute(
+                """SELECT count(*) FROM information_schema.tables
+                   WHERE table_name = 'anomaly_models'"""
+            ).fetchone()[0]
+            and con.execute("SELECT count(*) FROM anomaly_models").fetchone()[0]
+        )
+    finally:
+        con.close()

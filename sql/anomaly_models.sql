@@ -1,5 +1,5 @@
 -- anomaly_models: one row per trained model version (an IsolationForest per peer group), and
--- task_anomaly_scores: the latest score of each task by its peer group's latest model.
+-- task_anomaly_scores: each task's latest scores by its peer group's latest model.
 -- `model` is a pickled scikit-learn estimator: the warehouse is trusted storage (whoever can write
 -- it can run code in the scoring process), so never load models from a warehouse you don't control.
 
@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS anomaly_models (
     feature_median         DOUBLE[] NOT NULL,   -- per feature, raw units, over the training tasks
     feature_log_median     DOUBLE[] NOT NULL,   -- per feature, median of ln(1 + value)
     feature_log_scale      DOUBLE[] NOT NULL,   -- per feature, robust spread of ln(1 + value): see anomaly.py
-    train_score_quantiles  DOUBLE[] NOT NULL,   -- 101 quantiles (0..100 %) of the training scores
+    train_score_quantiles  DOUBLE[] NOT NULL,   -- 101 quantiles (0..100 %) of the training forest scores
+    signal_stats           JSON NOT NULL,       -- per signal (iforest, baseline, sequence, fused): median, scale, 101 quantiles
     model                  BLOB NOT NULL        -- pickle of the fitted IsolationForest
 );
 
@@ -25,11 +26,19 @@ CREATE TABLE IF NOT EXISTS task_anomaly_scores (
     task_id             VARCHAR NOT NULL,
     agent_id            VARCHAR,
     peer_group          VARCHAR NOT NULL,
+    started_at          TIMESTAMP,
+    ended_at            TIMESTAMP,
     model_id            VARCHAR NOT NULL,
     version             INTEGER NOT NULL,
     iforest_score       DOUBLE NOT NULL,   -- -score_samples: in (0, 1], higher is more anomalous
-    iforest_percentile  DOUBLE NOT NULL,   -- 0..100 within the model's training score distribution
-    baseline_score      DOUBLE,            -- max |robust z| over the model's features
+    iforest_percentile  DOUBLE NOT NULL,   -- 0..100 within the model's training forest scores
+    baseline_score      DOUBLE NOT NULL,   -- largest robust z above the peer median over the count features
+    sequence_score      DOUBLE,            -- mean -ln P of the task's tool transitions (NULL: < 2 actions)
+    class_sequence_score DOUBLE,           -- the same by action class
+    rare_transitions    STRUCT(event_id VARCHAR, from_tool VARCHAR, to_tool VARCHAR, probability DOUBLE, successor_rank BIGINT)[],
+    fused_score         DOUBLE NOT NULL,   -- combination of the three signals, each normalised by its training spread
+    fused_percentile    DOUBLE NOT NULL,   -- 0..100 within the model's training fused scores
+    dominant_signal     VARCHAR NOT NULL,  -- iforest, baseline or sequence: the largest normalised signal
     top_features        STRUCT(feature VARCHAR, "value" DOUBLE, peer_median DOUBLE, robust_z DOUBLE)[],
     scored_at           TIMESTAMP NOT NULL
 );

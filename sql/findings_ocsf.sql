@@ -54,7 +54,11 @@ mapped AS (
                     coalesce(json_extract_string(f.frameworks, '$.owasp_nhi[*]'), []))
             AS owasp_types,
         coalesce(d.actions, []) AS actions,
-        coalesce(d.credential_events, []) AS credential_events
+        coalesce(d.credential_events, []) AS credential_events,
+        from_json(f.explanation, '{"peer_group": "VARCHAR",
+            "top_features": [{"feature": "VARCHAR", "value": "DOUBLE", "peer_median": "DOUBLE", "robust_z": "DOUBLE"}],
+            "rare_transitions": [{"event_id": "VARCHAR", "from_tool": "VARCHAR", "to_tool": "VARCHAR", "probability": "DOUBLE"}]}')
+            AS ex
     FROM findings f
     LEFT JOIN evidence_detail d ON d.finding_id = f.finding_id
 )
@@ -121,6 +125,27 @@ SELECT finding_id, to_json({
             'credential_events': credential_events
         }
     }],
+    -- Anomaly findings: the features furthest from the peer median and the rare transitions, with
+    -- the peer medians as baselines.
+    'anomaly_analyses': CASE WHEN ex IS NOT NULL THEN [{
+        'analysis_targets': [{'name': coalesce(task_id, entity_id), 'type': 'Agent Task'}],
+        'anomalies': list_concat(
+            [{'observation_parameter': x.feature,
+              'observation_type': 'Task feature (robust z-score against the peer median)',
+              'observations': [{'value': CAST(round(x.value, 3) AS VARCHAR)}],
+              'observed_pattern': printf('robust z %.2f', x.robust_z)}
+             FOR x IN coalesce(ex.top_features, [])],
+            [{'observation_parameter': 'tool transition',
+              'observation_type': 'Transition not among the top successors in the peer group',
+              'observations': [{'value': x.from_tool || ' -> ' || x.to_tool}],
+              'observed_pattern': printf('probability %.4f', x.probability)}
+             FOR x IN coalesce(ex.rare_transitions, [])]),
+        'baselines': [{'observation_parameter': x.feature,
+                       'observation_type': 'Peer group median',
+                       'observations': [{'value': CAST(round(x.peer_median, 3) AS VARCHAR)}],
+                       'observed_pattern': 'peer group ' || coalesce(ex.peer_group, '?')}
+                      FOR x IN coalesce(ex.top_features, [])]
+    }] END,
     'resources': list_filter([
         {'uid': agent_id, 'name': agent_id, 'type': 'AI Agent',
          'role_id': CASE WHEN entity_type = 'agent' THEN 1 ELSE 2 END,
@@ -137,7 +162,10 @@ SELECT finding_id, to_json({
             'entity_type': entity_type,
             'entity_id': entity_id,
             'frameworks': frameworks,
-            'triage_status': triage_status
+            'triage_status': triage_status,
+            'priority': priority,
+            'anomaly_percentile': anomaly_percentile,
+            'explanation': explanation
         }
     }
 }) AS event

@@ -195,5 +195,14 @@ CREATE TABLE IF NOT EXISTS findings (
     triage_note         VARCHAR,
     suppression         VARCHAR,               -- reason of the suppression entry that applies, if any
     first_detected_at   TIMESTAMP NOT NULL,
-    last_detected_at    TIMESTAMP NOT NULL
+    last_detected_at    TIMESTAMP NOT NULL,
+    -- Added with the anomaly models: last here, where the ALTERs below put them in older warehouses.
+    explanation         JSON,                  -- anomaly findings: signals, top features vs peers, rare transitions
+    anomaly_percentile  DOUBLE,                -- the task's fused anomaly percentile in its peer group, if scored
+    priority            INTEGER                -- 0..100: risk_score raised by the task's other signals (sql/task_risk.sql)
 );
+
+-- Warehouses created before these columns existed gain them here (NULL until the next run).
+ALTER TABLE findings ADD COLUMN IF NOT EXISTS explanation JSON;
+ALTER TABLE findings ADD COLUMN IF NOT EXISTS anomaly_percentile DOUBLE;
+ALTER TABLE findings ADD COLUMN IF NOT EXISTS priority INTEGER;

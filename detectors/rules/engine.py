@@ -161,7 +161,7 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
         raise RuleError(f"{path}: field 'references' must be a list of strings")
     if not isinstance(meta["false_positives"], list):
         raise RuleError(f"{path}: field 'false_positives' must be a list")
-    _check_frameworks(path, meta["frameworks"])
+    check_frameworks(path, meta["frameworks"])
     params = dict(meta.get("parameters") or {})
     for name, value in (overrides or {}).items():
         if name not in params:
@@ -192,7 +192,7 @@ def _one_of(path: Path, meta: dict, name: str, allowed: tuple[str, ...]) -> None
         )
 
 
-def _check_frameworks(path: Path, frameworks: Any) -> None:
+def check_frameworks(path: Path, frameworks: Any) -> None:
     if not isinstance(frameworks, dict):
         raise RuleError(f"{path}: field 'frameworks' must be a mapping")
     for key in ("owasp_agentic", "owasp_nhi", "nist_ai_rmf"):
@@ -454,28 +454,20 @@ def detect(
     finding_id = hash(rule, entity, day of first_seen): a rerun updates rather than duplicates,
     and never touches triage_status / triage_note.
     """
-    now = now or datetime.now(UTC).replace(tzinfo=None)
-    today = today or now.date()
-    active = [s for s in suppressions if s.expires is None or s.expires >= today]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE rule_hits (rule_id VARCHAR, {', '.join(f'{c} {t}' for c, t in _HIT_TYPES)})"
-    )
+    start_hits(con)
     counts: dict[str, int] = {}
     for rule in rules:
         con.execute(
-            f"INSERT INTO rule_hits SELECT $cw_rule_id, * FROM ({_wrapped(rule)})",
+            f"INSERT INTO rule_hits BY NAME SELECT $cw_rule_id AS rule_id, * FROM ({_wrapped(rule)})",
             {**_bound(rule), "cw_rule_id": rule.id},
         )
         counts[rule.id] = con.execute(
             "SELECT count(*) FROM rule_hits WHERE rule_id = ?", [rule.id]
         ).fetchone()[0]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE rule_meta (rule_id VARCHAR, title VARCHAR, severity VARCHAR, risk_score INTEGER, confidence VARCHAR, analytic_type VARCHAR, entity_type VARCHAR, frameworks JSON)"
-    )
-    con.executemany(
-        "INSERT INTO rule_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    merge_hits(
+        con,
         [
-            (
+            RuleMeta(
                 r.id,
                 r.meta["title"],
                 r.severity,
@@ -483,11 +475,73 @@ def detect(
                 r.meta["confidence"],
                 r.meta["analytic_type"],
                 r.entity,
-                json.dumps(r.meta["frameworks"], sort_keys=True),
+                r.meta["frameworks"],
             )
             for r in rules
         ],
+        suppressions=suppressions,
+        now=now,
+        today=today,
     )
+    return counts
+
+
+@dataclass(frozen=True)
+class RuleMeta:
+    """What `findings` takes from a detector's metadata; a hit may override severity, risk score
+    and analytic type (anomaly findings do)."""
+
+    rule_id: str
+    title: str
+    severity: str
+    risk_score: int
+    confidence: str
+    analytic_type: str
+    entity_type: str
+    frameworks: dict
+
+
+def start_hits(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the temp table `rule_hits` that :func:`merge_hits` merges into `findings`."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE rule_hits (rule_id VARCHAR, "
+        + ", ".join(f"{c} {t}" for c, t in (*_HIT_TYPES, *_HIT_OVERRIDES))
+        + ")"
+    )
+
+
+def merge_hits(
+    con: duckdb.DuckDBPyConnection,
+    meta: list[RuleMeta],
+    *,
+    suppressions: list[Suppression] = (),
+    now: datetime | None = None,
+    today: date | None = None,
+) -> None:
+    """Merge the temp table `rule_hits` into `findings` (sql/merge_findings.sql)."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    today = today or now.date()
+    active = [s for s in suppressions if s.expires is None or s.expires >= today]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE rule_meta (rule_id VARCHAR, title VARCHAR, severity VARCHAR, risk_score INTEGER, confidence VARCHAR, analytic_type VARCHAR, entity_type VARCHAR, frameworks JSON)"
+    )
+    if meta:
+        con.executemany(
+            "INSERT INTO rule_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    m.rule_id,
+                    m.title,
+                    m.severity,
+                    m.risk_score,
+                    m.confidence,
+                    m.analytic_type,
+                    m.entity_type,
+                    json.dumps(m.frameworks, sort_keys=True),
+                )
+                for m in meta
+            ],
+        )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE suppressions (rule_glob VARCHAR, entity_glob VARCHAR, reason VARCHAR)"
     )
@@ -497,7 +551,6 @@ def detect(
             [(s.rule, s.entity, s.reason) for s in active],
         )
     run_sql(con, "merge_findings", {"now": now})
-    return counts
 
 
 _HIT_TYPES = (
@@ -509,4 +562,11 @@ _HIT_TYPES = (
     ("last_seen", "TIMESTAMP"),
     ("evidence_event_ids", "VARCHAR[]"),
     ("detail", "VARCHAR"),
+)
+# Optional per-hit overrides of the detector's metadata, and an explanation (anomaly findings).
+_HIT_OVERRIDES = (
+    ("severity", "VARCHAR"),
+    ("risk_score", "INTEGER"),
+    ("analytic_type", "VARCHAR"),
+    ("explanation", "JSON"),
 )

@@ -4,6 +4,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -11,6 +12,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from detectors.derive import build_credential_lifecycles, build_task_features, build_task_sequences
+from detectors.detect import rank_findings
 from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
 from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
@@ -18,6 +20,7 @@ from pipelines.partitions import DAILY, SINGLE_RUN
 from pipelines.resources import ChainwatchConfig, warehouse
 
 GROUP = "detect"
+PUBLISH_GROUP = "publish"
 FINDINGS_CHECK = "findings_well_formed"
 
 
@@ -142,10 +145,10 @@ PUBLISH_CHECK = "exports_match_table"
 
 
 @asset(
-    group_name=GROUP,
+    group_name=PUBLISH_GROUP,
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
-    deps=[credential_rules, chain_rules],
+    deps=[credential_rules, chain_rules, AssetKey("anomaly_findings")],
     kinds={"duckdb", "parquet"},
     check_specs=[
         AssetCheckSpec(
@@ -157,11 +160,13 @@ PUBLISH_CHECK = "exports_match_table"
     ],
 )
 def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig):
-    """All findings (rules and, later, anomaly models) with stable ids and kept triage, exported
-    as Parquet partitioned by day and as OCSF Detection Finding (class 2004) JSON lines."""
+    """All findings (rules and anomaly models) with stable ids and kept triage, ranked by priority
+    (task_risk: a rule finding on an anomalous task ranks higher), exported as Parquet partitioned
+    by day and as OCSF Detection Finding (class 2004) JSON lines."""
     settings = chainwatch.settings(duckdb.database)
     out = settings.findings_path
     with warehouse(duckdb) as con:
+        rank_findings(con)
         files = export_findings_parquet(con, out / "parquet")
         ocsf_rows = export_findings_ocsf(
             con, out / "findings.ocsf.jsonl", product_version=product_version()
@@ -193,4 +198,4 @@ def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch:
     )
 
 
-DETECT_ASSETS.append(findings)
+PUBLISH_ASSETS = [findings]

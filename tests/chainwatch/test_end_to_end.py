@@ -78,3 +78,43 @@ def test_simulated_fleet_through_the_job(tmp_path: Path):
         "SELECT (SELECT count(*) FROM agent_actions), (SELECT count(*) FROM credential_events), (SELECT count(*) FROM tasks)"
     ).fetchone()
     assert before == after
+
+
+@pytest.mark.slow
+def test_first_run_refits_once_and_later_runs_only_score(tmp_path: Path):
+    out = tmp_path / "fleet"
+    simulate(out, seed=103, agents=12, days=2, actions=6000)
+    db = tmp_path / "wh.duckdb"
+    first = run_landing(out, db, refit="auto")
+    assert first.success and first.refit_run_id is not None  # no model yet: refit, then score
+    con = duckdb.connect(str(db), read_only=True)
+    models = con.execute("SELECT model_id, version FROM anomaly_models ORDER BY 1").fetchall()
+    assert models and {v for _, v in models} == {1}
+    scored = con.execute("SELECT count(*), min(version), max(version) FROM task_anomaly_scores")
+    n_scored, *versions = scored.fetchone()
+    assert n_scored > 100 and versions == [1, 1]
+    anomaly_ids = {
+        r[0]
+        for r in con.execute(
+            "SELECT finding_id FROM findings WHERE rule_id = 'task_behaviour_anomaly'"
+        ).fetchall()
+    }
+    assert anomaly_ids
+    con.close()
+
+    again = run_landing(out, db, refit="auto")
+    assert again.success and again.refit_run_id is None  # models exist: score only
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), max(version) FROM anomaly_models").fetchone() == (
+        len(models),
+        1,
+    )
+    assert con.execute("SELECT count(*) FROM task_anomaly_scores").fetchone()[0] == n_scored
+    again_ids = {
+        r[0]
+        for r in con.execute(
+            "SELECT finding_id FROM findings WHERE rule_id = 'task_behaviour_anomaly'"
+        ).fetchall()
+    }
+    assert again_ids == anomaly_ids  # same scores, same findings, no duplicates
+    con.close()

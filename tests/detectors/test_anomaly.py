@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import numpy as np
 import pytest
 import sklearn
 from sklearn.ensemble import IsolationForest
 
 from detectors.anomaly import (
     FEATURES,
+    HOUR_FEATURE,
+    SIGNALS,
     assign_peer_groups,
-    build_sequence_rarity,
+    fuse,
+    place_new_agents,
     score_tasks,
     train_models,
 )
@@ -110,6 +114,7 @@ def features(con):
     )
     for column in FEATURES:
         con.execute(f"UPDATE task_features SET {column} = coalesce({column}, 0)")
+    con.execute("UPDATE task_features SET hour_of_day = 9 + hash(task_id) % 8")
     con.execute(
         """CREATE TABLE agent_peer_groups AS
            SELECT DISTINCT agent_id,
@@ -140,11 +145,11 @@ def test_model_row_carries_features_params_version_and_window(features):
     assert len(row) == 1
     (mid, version, group, feats, params, skv, n_train, t_from, t_until, n_med, n_q, size) = row[0]
     assert (mid, version, group, n_train) == ("iforest:big", 1, "big", 200)
-    assert feats == list(FEATURES) and n_med == len(FEATURES) and n_q == 101 and size > 1000
+    assert feats == [*FEATURES, HOUR_FEATURE] and n_med == len(feats) and n_q == 101 and size > 1000
     assert "hour_of_day" not in feats
     params = json.loads(params)
     assert params["random_state"] == 7 and params["window_days"] == 14
-    assert params["transform"] == "log1p" and params["estimator"] == "IsolationForest"
+    assert params["transform"].startswith("log1p") and params["estimator"] == "IsolationForest"
     assert skv == sklearn.__version__
     assert (t_from, t_until) == (datetime(2026, 11, 1), TRAIN_UNTIL)
 
@@ -215,9 +220,47 @@ def test_anomalous_task_scores_highest_and_is_explained_by_reads(features):
     assert baseline > 1.5 * max(r[3] for r in rows if r[0] != "odd")
 
 
-# --- sequence rarity -------------------------------------------------------------------------
+# --- fusion ------------------------------------------------------------------------------------
+
+
+def test_fused_score_grows_with_each_signal_and_ignores_signals_below_median():
+    z = {
+        "iforest": np.array([0.0, 4.0, 4.0, 4.0, -3.0]),
+        "baseline": np.array([0.0, 0.0, 3.0, 0.0, -5.0]),
+        "sequence": np.array([0.0, 0.0, 0.0, 3.0, 4.0]),
+    }
+    fused = fuse(z)
+    assert fused[0] == 0.0
+    assert fused[1] == pytest.approx(4.0)  # one signal alone keeps its size
+    assert fused[2] == pytest.approx(5.0) and fused[3] == pytest.approx(5.0)  # two add up
+    assert fused[4] == pytest.approx(4.0)  # below-median signals neither add nor subtract
+    assert set(SIGNALS) == {"iforest", "baseline", "sequence"}
+
+
+def test_fused_percentile_puts_the_odd_task_first_with_its_dominant_signal(features):
+    train_models(features, train_until=TRAIN_UNTIL)
+    score_tasks(features, since=SCORE_SINCE)
+    rows = features.execute(
+        """SELECT task_id, fused_score, fused_percentile, iforest_percentile, dominant_signal,
+               sequence_score, rare_transitions, started_at
+           FROM task_anomaly_scores ORDER BY fused_score DESC"""
+    ).fetchall()
+    assert rows[0][0] == "odd" and rows[0][1] > 1.5 * rows[1][1]
+    assert rows[0][2] == 100.0 and rows[0][4] == "baseline"
+    assert all(0 <= r[2] <= 100 and 0 <= r[3] <= 100 for r in rows)
+    # no actions in this fixture: no sequence signal, nothing rare
+    assert all(r[5] is None and r[6] == [] for r in rows)
+    assert rows[0][7] == datetime(2026, 11, 16, 12, 0)
+
+
+# --- sequence rarity ---------------------------------------------------------------------------
 
 COMMON = ["read_file", "summarize", "write_file", "send_email"]
+
+
+def _train_on(con, until: datetime, **kwargs) -> None:
+    build_derived_tables(con)
+    train_models(con, train_until=until, window_days=30, min_tasks=2, **kwargs)
 
 
 def test_unseen_transition_is_rarer_and_listed(ingest: Ingester):
@@ -229,19 +272,32 @@ def test_unseen_transition_is_rarer_and_listed(ingest: Ingester):
     records += _run("odd", "agent-1", 10, ["read_file", "http_post", "write_file", "send_email"])
     ingest.lines("f.jsonl", records, fmt="native")
     assign_peer_groups(ingest.con, method="single")
+    _train_on(ingest.con, datetime(2026, 11, 9))
 
-    assert build_sequence_rarity(ingest.con, train_until=datetime(2026, 11, 9)) == 7
-    rows = {r["task_id"]: r for r in ingest.rows("SELECT * FROM task_sequence_rarity")}
+    # the model holds the 5 training tasks' transitions only
+    assert (
+        ingest.one(
+            "SELECT sum(n) FROM sequence_transitions WHERE kind = 'tool' AND peer_group = 'all'"
+        )
+        == 15
+    )
+    assert score_tasks(ingest.con, since=datetime(2026, 11, 9)) == 2
+    rows = {r["task_id"]: r for r in ingest.rows("SELECT * FROM task_anomaly_scores")}
     same, odd = rows["same"], rows["odd"]
-    assert same["n_transitions"] == odd["n_transitions"] == 3
-    assert odd["rarity_score"] > same["rarity_score"]
-    assert odd["class_rarity_score"] >= same["class_rarity_score"]
+    assert odd["sequence_score"] > same["sequence_score"]
+    assert odd["class_sequence_score"] >= same["class_sequence_score"]
     assert same["rare_transitions"] == []
     rare = [(t["from_tool"], t["to_tool"]) for t in odd["rare_transitions"]]
     assert rare == [("read_file", "http_post"), ("http_post", "write_file")]
+    assert rare_ids(odd) == ["native:odd-a01", "native:odd-a02"]  # the events where the rare step lands
     # add-one smoothing: the unseen transition keeps a non-zero probability, below the common one
     assert 0 < odd["rare_transitions"][0]["probability"] < 1 / 5
     assert odd["rare_transitions"][0]["successor_rank"] is None
+    assert odd["fused_score"] > same["fused_score"]
+
+
+def rare_ids(row: dict) -> list[str]:
+    return [t["event_id"] for t in row["rare_transitions"]]
 
 
 def test_top_g_successors_are_not_rare(ingest: Ingester):
@@ -252,13 +308,61 @@ def test_top_g_successors_are_not_rare(ingest: Ingester):
         records += _run(f"t{n}", "agent-0", 2 + n, ["read_file", nxt])
     ingest.lines("f.jsonl", records, fmt="native")
     assign_peer_groups(ingest.con, method="single")
+    _train_on(ingest.con, datetime(2026, 12, 1))
 
-    build_sequence_rarity(ingest.con, top_g=2)
-    rare = ingest.rows("SELECT task_id FROM task_sequence_rarity WHERE len(rare_transitions) > 0")
+    score_tasks(ingest.con, top_g=2)
+    rare = ingest.rows("SELECT task_id FROM task_anomaly_scores WHERE len(rare_transitions) > 0")
     assert [r["task_id"] for r in rare] == ["t5"]
-    build_sequence_rarity(ingest.con, top_g=3)
-    assert ingest.one("SELECT sum(len(rare_transitions)) FROM task_sequence_rarity") == 0
+    score_tasks(ingest.con, top_g=3)
+    assert ingest.one("SELECT sum(len(rare_transitions)) FROM task_anomaly_scores") == 0
     scores = dict(
-        ingest.con.execute("SELECT task_id, rarity_score FROM task_sequence_rarity").fetchall()
+        ingest.con.execute("SELECT task_id, sequence_score FROM task_anomaly_scores").fetchall()
     )
     assert scores["t5"] > scores["t3"] > scores["t0"]
+
+
+# --- peer groups for agents first seen after the refit -------------------------------------------
+
+
+def test_new_agent_joins_the_nearest_profile_without_refit(ingest: Ingester, monkeypatch):
+    records = []
+    for n in range(3):
+        records += _run(f"r{n}", f"reader-{n}", 2, ["read_file", "read_file", "list_dir"])
+        records += _run(f"e{n}", f"mailer-{n}", 2, ["send_email", "http_post", "send_email"])
+    ingest.lines("a.jsonl", records, fmt="native")
+    groups = assign_peer_groups(ingest.con, n_groups=2)
+    profiles = ingest.one("SELECT count(DISTINCT peer_group) FROM peer_group_profiles")
+    assert profiles == 2
+    ingest.lines("b.jsonl", _run("x", "new-mailer", 3, ["send_email", "send_email"]), fmt="native")
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("placing an agent must not refit the clusters")
+
+    monkeypatch.setattr("sklearn.cluster.KMeans.fit", no_fit)
+    assert place_new_agents(ingest.con) == 1
+    placed = ingest.one("SELECT peer_group FROM agent_peer_groups WHERE agent_id = 'new-mailer'")
+    assert placed == groups["mailer-0"] != groups["reader-0"]
+    assert place_new_agents(ingest.con) == 0  # already placed
+
+
+def test_roles_come_from_the_agent_id(ingest: Ingester):
+    records = _run("a", "support-triage-07", 2, ["read_file"]) + _run(
+        "b", "support-triage-11", 2, ["read_file"]
+    )
+    records += _run("c", "finance-ops-01", 2, ["query_db"]) + _run("d", "0042", 2, ["x"])
+    ingest.lines("f.jsonl", records, fmt="native")
+    groups = assign_peer_groups(
+        ingest.con, method="roles", role_pattern=r"^(?P<role>[a-z]+(?:-[a-z]+)*)-\d+$"
+    )
+    assert groups == {
+        "0042": "other",
+        "finance-ops-01": "finance-ops",
+        "support-triage-07": "support-triage",
+        "support-triage-11": "support-triage",
+    }
+    ingest.lines("g.jsonl", _run("e", "finance-ops-02", 3, ["query_db"]), fmt="native")
+    place_new_agents(ingest.con, r"^(?P<role>[a-z]+(?:-[a-z]+)*)-\d+$")
+    assert (
+        ingest.one("SELECT peer_group FROM agent_peer_groups WHERE agent_id = 'finance-ops-02'")
+        == "finance-ops"
+    )

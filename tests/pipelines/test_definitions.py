@@ -8,11 +8,12 @@ from pathlib import Path
 import duckdb
 from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
+from pipelines.anomaly.assets import anomaly_findings, task_anomaly_scores
 from pipelines.canonical.assets import CANONICAL_ASSETS
 from pipelines.definitions import build_definitions, defs
-from pipelines.detect.assets import DETECT_ASSETS
+from pipelines.detect.assets import DETECT_ASSETS, PUBLISH_ASSETS
 from pipelines.ingest.assets import RAW_ASSETS
-from pipelines.jobs import INGEST_JOB_NAME
+from pipelines.jobs import INGEST_JOB_NAME, REFIT_JOB_NAME, SCORE_JOB_NAME
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_folder_sensor
 from tests.conftest import write_json, write_lines
@@ -115,13 +116,35 @@ def test_definitions_load_with_every_asset_check_job_schedule_and_sensor():
     assert ("agent_actions", "no_future_timestamps") in check_keys
     assert ("agent_actions", "ingestion_lag") in check_keys
     assert ("tasks", "schema_matches") in check_keys
+    assert ("task_anomaly_scores", "scores_in_range") in check_keys
+
+
+def test_refit_is_its_own_scheduled_job_and_the_daily_job_never_refits():
+    def assets_of(job_name: str) -> set[str]:
+        job = defs.resolve_job_def(job_name)
+        return {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+
+    daily = assets_of(INGEST_JOB_NAME)
+    assert {"task_anomaly_scores", "anomaly_findings", "findings"} <= daily
+    assert "anomaly_models" not in daily
+    assert assets_of(REFIT_JOB_NAME) == {"anomaly_models"}
+    assert "anomaly_models" not in assets_of(SCORE_JOB_NAME)
+    refit = defs.resolve_schedule_def("weekly_model_refit")
+    assert refit.job_name == REFIT_JOB_NAME and refit.cron_schedule == "30 0 * * 0"
 
 
 def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
     landing = _landing(tmp_path / "landing")
     db = tmp_path / "wh.duckdb"
     result = materialize(
-        [*RAW_ASSETS, *CANONICAL_ASSETS, *DETECT_ASSETS],
+        [
+            *RAW_ASSETS,
+            *CANONICAL_ASSETS,
+            *DETECT_ASSETS,
+            task_anomaly_scores,
+            anomaly_findings,
+            *PUBLISH_ASSETS,
+        ],
         partition_key=DAY,
         resources=default_resources(db_path=str(db), landing_dir=str(landing)),
         instance=DagsterInstance.ephemeral(),
@@ -138,6 +161,12 @@ def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
     assert evaluations[("agent_actions", "no_future_timestamps")] is True
     assert evaluations[("credential_rules", "findings_well_formed")] is True
     assert evaluations[("findings", "exports_match_table")] is True
+    # No model yet: nothing is scored, the check still holds, nothing anomalous is flagged.
+    assert evaluations[("task_anomaly_scores", "scores_in_range")] is True
+    assert (
+        result.asset_materializations_for_node("task_anomaly_scores")[0].metadata["scored"].value
+        == 0
+    )
     # The STS session of task-1 stays valid 11.5 h after the task ended: it outlived its task.
     findings_meta = result.asset_materializations_for_node("findings")[0].metadata
     assert findings_meta["findings"].value >= 1

@@ -1,0 +1,134 @@
+"""Anomaly models: a scheduled refit asset, and per-partition scoring and findings that never refit."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from dagster_duckdb import DuckDBResource
+
+from detectors.anomaly import default_train_until, refit, score_tasks
+from detectors.detect import flag_anomalies
+from detectors.rules.engine import load_suppressions
+from pipelines.detect.assets import task_features, task_sequences
+from pipelines.partitions import DAILY, SINGLE_RUN
+from pipelines.resources import ChainwatchConfig, warehouse
+
+GROUP = "anomaly"
+REFIT_GROUP = "anomaly_refit"
+SCORES_CHECK = "scores_in_range"
+
+
+@asset(
+    group_name=REFIT_GROUP, deps=[task_features, task_sequences], kinds={"duckdb", "scikitlearn"}
+)
+def anomaly_models(
+    context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig
+):
+    """Peer groups, and per peer group a new version of its isolation forest and sequence model,
+    trained on the last `window_days` days of tasks. Runs on its own schedule; scoring only reads
+    the latest versions. A peer group with too little history is skipped (cold start) and logged."""
+    params = chainwatch.settings(duckdb.database).anomaly
+    with warehouse(duckdb) as con:
+        until = default_train_until(con)
+        report = refit(con, params, train_until=until)
+    for model in report.models:
+        if model.skipped:
+            context.log.info(f"peer group {model.peer_group} skipped: {model.reason}")
+    return MaterializeResult(
+        metadata={
+            "train_until": until.isoformat(),
+            "window_days": params.window_days,
+            "trained": MetadataValue.json(
+                {
+                    m.peer_group: {"version": m.version, "tasks": m.n_train}
+                    for m in report.models
+                    if not m.skipped
+                }
+            ),
+            "skipped_cold_start": MetadataValue.json(
+                {m.peer_group: m.n_train for m in report.models if m.skipped}
+            ),
+            "agents_per_group": MetadataValue.json(report.groups),
+        }
+    )
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[task_features, task_sequences, anomaly_models],
+    kinds={"duckdb"},
+    check_specs=[
+        AssetCheckSpec(
+            SCORES_CHECK,
+            asset="task_anomaly_scores",
+            blocking=True,
+            description="Every score of the partitions is finite, percentiles lie in 0..100, one row per task.",
+        )
+    ],
+)
+def task_anomaly_scores(
+    context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig
+):
+    """Forest, baseline, sequence and fused scores of the tasks started in the partitions, with
+    the latest models; never refits. Tasks of peer groups without a model are not scored."""
+    params = chainwatch.settings(duckdb.database).anomaly
+    window = context.partition_time_window
+    since, until = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+    with warehouse(duckdb) as con:
+        scored = score_tasks(
+            con, since=since, until=until, top_g=params.top_g, role_pattern=params.role_pattern
+        )
+        problems = con.execute(
+            """SELECT count(*) - count(DISTINCT task_id)
+                    + coalesce(count_if(NOT (isfinite(fused_score) AND isfinite(iforest_score)
+                                             AND isfinite(baseline_score))), 0)
+                    + coalesce(count_if(fused_percentile NOT BETWEEN 0 AND 100
+                                        OR iforest_percentile NOT BETWEEN 0 AND 100), 0)
+               FROM task_anomaly_scores WHERE started_at >= $since AND started_at < $until""",
+            {"since": since, "until": until},
+        ).fetchone()[0]
+    if not scored:
+        context.log.info("no task scored: no model yet (cold start) or no task in the partitions")
+    yield MaterializeResult(metadata={"scored": scored})
+    yield AssetCheckResult(
+        check_name=SCORES_CHECK,
+        asset_key="task_anomaly_scores",
+        passed=problems == 0,
+        metadata={"problems": problems},
+    )
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[task_anomaly_scores],
+    kinds={"duckdb"},
+)
+def anomaly_findings(
+    context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig
+):
+    """Tasks of the partitions at or above the alert percentile of their peer group, merged into
+    findings (analytic type learning or statistical) with their explanation."""
+    settings = chainwatch.settings(duckdb.database)
+    window = context.partition_time_window
+    with warehouse(duckdb) as con:
+        hits = flag_anomalies(
+            con,
+            settings.anomaly,
+            since=window.start.replace(tzinfo=None),
+            until=window.end.replace(tzinfo=None),
+            suppressions=load_suppressions(settings.suppressions_path),
+        )
+    return MaterializeResult(
+        metadata={"hits": hits, "alert_percentile": settings.anomaly.alert_percentile}
+    )
+
+
+ANOMALY_ASSETS = [anomaly_models, task_anomaly_scores, anomaly_findings]
