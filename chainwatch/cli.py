@@ -318,11 +318,34 @@ def cmd_findings(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from detectors.evaluate import evaluate, format_evaluation
+    import json
+
+    from detectors.evaluate import (
+        evaluate,
+        evaluate_anomalies,
+        format_anomaly_evaluation,
+        format_evaluation,
+    )
 
     settings = _settings(args)
     con = connect(settings.db_path, read_only=True)
-    print(format_evaluation(evaluate(con, Path(args.labels), settings), args.format))
+    rules = evaluate(con, Path(args.labels), settings)
+    has_scores = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'task_anomaly_scores'"
+    ).fetchone()[0]
+    anomalies = (
+        evaluate_anomalies(con, Path(args.labels), settings)
+        if has_scores and rules.uncovered
+        else None
+    )
+    if args.format == "json":
+        out = rules.to_dict()
+        out["anomaly"] = anomalies.to_dict() if anomalies else None
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_evaluation(rules, args.format))
+        if anomalies:
+            print(format_anomaly_evaluation(anomalies))
     return EXIT_OK
 
 

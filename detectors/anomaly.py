@@ -83,9 +83,12 @@ FEATURES: tuple[str, ...] = (
     "max_validity_after_task_s",
     "new_tools",
     "new_destinations",
+    "repeat_external_sends",
 )
 HOUR_FEATURE = "start_hour_rarity"
-SIGNALS: tuple[str, ...] = ("iforest", "baseline", "sequence")
+# Fused signals; "baseline" (robust z) is the comparator the evaluation reports beside them.
+SIGNALS: tuple[str, ...] = ("iforest", "tail", "sequence")
+TAIL_P = 0.05  # a feature adds to the tail signal once fewer than 5 % of the peers reach its value
 MIN_LOG_SCALE = 0.1
 MIN_SIGNAL_SCALE = 1e-6
 TOP_FEATURES = 3
@@ -328,40 +331,48 @@ def _hour_rarity(hours: np.ndarray, shares: np.ndarray) -> np.ndarray:
     return np.where(h >= 0, -np.log(np.asarray(shares)[h % 24]), 0.0)
 
 
-def _spread(values: np.ndarray) -> dict[str, Any]:
-    """Median, robust scale and 101 quantiles of a signal over training tasks (NaN ignored)."""
+def _quantiles(values: np.ndarray) -> list[float]:
+    """101 quantiles (0..100 %) of a signal over the training tasks (NaN ignored)."""
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return {"median": 0.0, "scale": 1.0, "quantiles": [0.0] * 101}
-    median = float(np.median(v))
-    deviation = np.abs(v - median)
-    mad, mean_ad = float(np.median(deviation)), float(deviation.mean())
-    scale = 1.4826 * mad if mad > 0 else 1.2533 * mean_ad
-    return {
-        "median": median,
-        "scale": max(scale, MIN_SIGNAL_SCALE),
-        "quantiles": np.quantile(v, np.linspace(0, 1, 101)).tolist(),
-    }
-
-
-def _normalised(values: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
-    """(value - training median) / training scale; NaN (no such signal for the task) -> 0."""
-    z = (np.asarray(values, dtype=float) - stats["median"]) / stats["scale"]
-    return np.nan_to_num(z, nan=0.0)
+    return np.quantile(v, np.linspace(0, 1, 101)).tolist() if len(v) else [0.0] * 101
 
 
 def _percentile(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
     return np.interp(values, np.asarray(quantiles), np.linspace(0, 100, 101))
 
 
-def fuse(z: dict[str, np.ndarray]) -> np.ndarray:
-    """Fused score from the normalised signals (:data:`SIGNALS`): the root of the summed squares
-    of their positive parts. A task far out on one signal scores high; one moderately out on
-    several scores higher than on any one of them alone; signals below their median add nothing.
-    """
-    stacked = np.column_stack([np.maximum(np.asarray(z[s], dtype=float), 0.0) for s in SIGNALS])
-    return np.sqrt((stacked**2).sum(axis=1))
+def upper_tail_share(train_sorted: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per value (and column, for 2-D input), the add-one smoothed share of training values at or
+    above it: ``(count(train >= value) + 1) / (n + 1)``. ``train_sorted`` is sorted ascending along
+    axis 0; NaN values get 1 (nothing unusual)."""
+    train = np.asarray(train_sorted, dtype=float)
+    vals = np.asarray(values, dtype=float)
+    flat = vals.ndim == 1
+    if flat:
+        train, vals = train[:, None], vals[:, None]
+    n = train.shape[0]
+    share = np.empty_like(vals)
+    for j in range(vals.shape[1]):  # one vectorised search per feature
+        at_or_above = n - np.searchsorted(train[:, j], vals[:, j], side="left")
+        share[:, j] = (at_or_above + 1.0) / (n + 1.0)
+    share[np.isnan(vals)] = 1.0
+    return share[:, 0] if flat else share
+
+
+def tail_score(shares: np.ndarray) -> np.ndarray:
+    """Per task, the summed surprise of the features fewer than ``TAIL_P`` of the peers reach:
+    sum over features of ``max(0, ln(TAIL_P / share))``."""
+    return np.maximum(np.log(TAIL_P / np.asarray(shares)), 0.0).sum(axis=1)
+
+
+def fuse(shares: dict[str, np.ndarray]) -> np.ndarray:
+    """Fused score from each signal's upper-tail share among the training tasks (:data:`SIGNALS`):
+    ``sum(-ln share)`` (Fisher's combination). A task far out on one signal scores high, one
+    moderately out on several scores higher than on any one alone; typical values add little."""
+    return -np.log(np.column_stack([np.asarray(shares[s], dtype=float) for s in SIGNALS])).sum(
+        axis=1
+    )
 
 
 def _robust_z(
@@ -370,56 +381,80 @@ def _robust_z(
     return (x - np.asarray(log_median)) / np.asarray(log_scale)
 
 
-def _top(z: np.ndarray, names: list[str]) -> np.ndarray:
-    """Per task, the column indexes of the TOP_FEATURES largest |z| (ties by feature name)."""
+def _top(surprise: np.ndarray, z: np.ndarray, names: list[str]) -> np.ndarray:
+    """Per task, the column indexes of the TOP_FEATURES most surprising features (fewest peers at
+    or above the value), then largest |z|, then by name."""
     by_name = np.argsort(np.asarray(names, dtype=str), kind="stable")
-    ranked = np.argsort(-np.abs(z[:, by_name]), axis=1, kind="stable")
+    key = surprise[:, by_name] * 1e6 + np.abs(z[:, by_name])
+    ranked = np.argsort(-key, axis=1, kind="stable")
     return by_name[ranked[:, :TOP_FEATURES]]
 
 
 def _top_features(
-    raw: np.ndarray, z: np.ndarray, top: np.ndarray, names: list[str], median: list[float]
+    sig: _Signals, top: np.ndarray, names: list[str], median: list[float]
 ) -> pa.ListArray:
-    rows = np.arange(len(raw))[:, None]
+    rows = np.arange(len(sig.raw))[:, None]
     k = top.shape[1]
     items = pa.StructArray.from_arrays(
         [
             pa.array(np.asarray(names, dtype=object)[top].ravel().tolist(), pa.string()),
-            pa.array(raw[rows, top].ravel(), pa.float64()),
+            pa.array(sig.raw[rows, top].ravel(), pa.float64()),
             pa.array(np.asarray(median, dtype=float)[top].ravel(), pa.float64()),
-            pa.array(z[rows, top].ravel(), pa.float64()),
+            pa.array(sig.z[rows, top].ravel(), pa.float64()),
+            pa.array(sig.feature_share[rows, top].ravel(), pa.float64()),
         ],
-        names=["feature", "value", "peer_median", "robust_z"],
+        names=["feature", "value", "peer_median", "robust_z", "peer_share"],
     )
-    return pa.ListArray.from_arrays(pa.array(np.arange(0, len(raw) * k + 1, k), pa.int32()), items)
+    return pa.ListArray.from_arrays(
+        pa.array(np.arange(0, len(sig.raw) * k + 1, k), pa.int32()), items
+    )
 
 
 @dataclass
 class _Signals:
     raw: np.ndarray  # counts, then start_hour_rarity
     z: np.ndarray  # robust z per model feature
+    feature_share: np.ndarray  # per model feature, share of training tasks at or above the value
     iforest: np.ndarray
+    tail: np.ndarray
     baseline: np.ndarray
-    sequence: np.ndarray
+    sequence: np.ndarray  # transition rarity + tool rarity (NaN: no sequence score)
 
 
 def _signals(
-    model: IsolationForest,
+    model: dict[str, Any],
     counts: np.ndarray,
     hour_rarity: np.ndarray,
     sequence: np.ndarray,
+    tools: np.ndarray,
     log_median: Any,
     log_scale: Any,
 ) -> _Signals:
+    """Every per-task signal from a group model (``{"iforest", "train_sorted"}``)."""
     x = np.column_stack([np.log1p(counts), hour_rarity])
     z = _robust_z(x, log_median, log_scale)
+    share = upper_tail_share(model["train_sorted"], x)
     return _Signals(
         raw=np.column_stack([counts, hour_rarity]),
         z=z,
-        iforest=-model.score_samples(x),
+        feature_share=share,
+        iforest=-model["iforest"].score_samples(x),
+        tail=tail_score(share),
         baseline=np.maximum(z[:, : counts.shape[1]].max(axis=1), 0.0),
-        sequence=np.asarray(sequence, dtype=float),
+        sequence=_sequence_signal(sequence, tools),
     )
+
+
+def _sequence_signal(transitions: np.ndarray, tools: np.ndarray) -> np.ndarray:
+    """The sequence model's signal: mean -ln P of the transitions plus mean -ln P of the tools
+    (a missing part counts 0; NaN when the task has neither)."""
+    t, u = np.asarray(transitions, dtype=float), np.asarray(tools, dtype=float)
+    both_missing = np.isnan(t) & np.isnan(u)
+    return np.where(both_missing, np.nan, np.nan_to_num(t) + np.nan_to_num(u))
+
+
+def _signal_shares(sig: _Signals, signals_sorted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {s: upper_tail_share(signals_sorted[s], getattr(sig, s)) for s in SIGNALS}
 
 
 def _feature_spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -487,7 +522,7 @@ def train_models(
     run_sql(con, "sequence_rarity", {"score_from": since, "score_until": until, "top_g": top_g})
     data = con.execute(
         f"""SELECT g.peer_group, f.* REPLACE (coalesce(f.hour_of_day, -1) AS hour_of_day),
-                s.rarity_score AS sequence_score
+                s.rarity_score AS sequence_score, s.tool_rarity_score
             FROM task_features f JOIN agent_peer_groups g USING (agent_id)
             LEFT JOIN _sequence_scores s USING (task_id)
             WHERE {_in_window()} AND list_contains($groups, g.peer_group)
@@ -505,7 +540,8 @@ def train_models(
         "window_days": window_days,
         "min_tasks": min_tasks,
         "top_g": top_g,
-        "fusion": "sqrt(sum(max(z, 0)^2)) over iforest, baseline, sequence",
+        "fusion": "sum of -ln(upper-tail share among training tasks) over " + ", ".join(SIGNALS),
+        "tail_p": TAIL_P,
     }
     names = [*features, HOUR_FEATURE]
     for group in trainable:
@@ -515,21 +551,27 @@ def train_models(
         shares = _hour_shares(hours)
         hour_rarity = _hour_rarity(hours, shares)
         x = np.column_stack([np.log1p(counts), hour_rarity])
-        model = IsolationForest(
+        forest = IsolationForest(
             n_estimators=N_ESTIMATORS, max_samples="auto", contamination="auto", random_state=seed
         ).fit(x)
+        model = {"iforest": forest, "train_sorted": np.sort(x, axis=0)}
         log_median, log_scale = _feature_spread(x)
         sig = _signals(
             model,
             counts,
             hour_rarity,
             np.asarray(data["sequence_score"], dtype=float)[mask],
+            np.asarray(data["tool_rarity_score"], dtype=float)[mask],
             log_median,
             log_scale,
         )
-        stats = {s: _spread(getattr(sig, s)) for s in SIGNALS}
-        fused = fuse({s: _normalised(getattr(sig, s), stats[s]) for s in SIGNALS})
-        stats["fused"] = _spread(fused)
+        # Each signal's training values, sorted: scoring places new tasks among them.
+        model["signals_sorted"] = {
+            s: np.sort(v[~np.isnan(v)]) for s in SIGNALS if (v := getattr(sig, s)) is not None
+        }
+        fused = fuse(_signal_shares(sig, model["signals_sorted"]))
+        stats = {s: {"quantiles": _quantiles(getattr(sig, s))} for s in (*SIGNALS, "baseline")}
+        stats["fused"] = {"quantiles": _quantiles(fused)}
         stats["hour_shares"] = shares.tolist()
         model_id = f"iforest:{group}"
         version = con.execute(
@@ -636,7 +678,7 @@ def score_tasks(
     )
     data = con.execute(
         """SELECT g.peer_group, f.* REPLACE (coalesce(f.hour_of_day, -1) AS hour_of_day),
-                s.rarity_score AS sequence_score
+                s.rarity_score AS sequence_score, s.tool_rarity_score
            FROM task_features f JOIN agent_peer_groups g USING (agent_id)
            LEFT JOIN _sequence_scores s USING (task_id)
            WHERE ($since::TIMESTAMP IS NULL OR f.started_at >= $since::TIMESTAMP)
@@ -662,13 +704,14 @@ def score_tasks(
             counts,
             hour_rarity,
             np.asarray(data["sequence_score"], dtype=float)[mask],
+            np.asarray(data["tool_rarity_score"], dtype=float)[mask],
             log_median,
             log_scale,
         )
-        z = {s: _normalised(getattr(sig, s), stats[s]) for s in SIGNALS}
-        fused = fuse(z)
+        shares = _signal_shares(sig, model["signals_sorted"])
+        fused = fuse(shares)
         dominant = np.asarray(SIGNALS, dtype=object)[
-            np.argmax(np.column_stack([z[s] for s in SIGNALS]), axis=1)
+            np.argmin(np.column_stack([shares[s] for s in SIGNALS]), axis=1)
         ]
         parts.append(
             pa.table(
@@ -687,8 +730,9 @@ def score_tasks(
                         _percentile(fused, stats["fused"]["quantiles"]), pa.float64()
                     ),
                     "dominant_signal": pa.array(dominant.tolist(), pa.string()),
+                    "tail_score": pa.array(sig.tail, pa.float64()),
                     "top_features": _top_features(
-                        sig.raw, sig.z, _top(sig.z, names), names, median
+                        sig, _top(-np.log(sig.feature_share), sig.z, names), names, median
                     ),
                 }
             )
@@ -706,7 +750,7 @@ def score_tasks(
         con.execute(
             """INSERT INTO task_anomaly_scores BY NAME
                SELECT i.*, f.agent_id, f.started_at, t.ended_at,
-                   s.rarity_score AS sequence_score, s.class_rarity_score AS class_sequence_score,
+                   s.rarity_score AS sequence_score, s.tool_rarity_score, s.class_rarity_score AS class_sequence_score,
                    coalesce(s.rare_transitions, []) AS rare_transitions, $scored_at AS scored_at
                FROM _anomaly_scores_in i JOIN task_features f USING (task_id)
                LEFT JOIN tasks t USING (task_id)

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from detectors.settings import Settings
 from detectors.simulate import SCENARIOS
@@ -480,3 +482,211 @@ def format_evaluation(ev: Evaluation, fmt: str = "table") -> str:
     if fmt == "table":
         return _table(ev)
     raise EvaluationError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Anomaly scores against the rule-less scenarios
+
+ANOMALY_SIGNALS: tuple[str, ...] = ("iforest", "sequence", "tail", "fused", "baseline")
+ANOMALY_FPR = 0.02
+# The ranking score of each signal in task_anomaly_scores. Percentiles are comparable across peer
+# groups but saturate at 100 beyond a group's training maximum, so the raw score breaks ties there.
+_SIGNAL_SQL = {
+    "iforest": "iforest_percentile * 1e3 + iforest_score",
+    "sequence": "coalesce(sequence_score, 0) + coalesce(tool_rarity_score, 0)",
+    "tail": "tail_score",
+    "fused": "fused_percentile * 1e3 + fused_score",
+    "baseline": "baseline_score",
+}
+
+
+@dataclass(frozen=True)
+class SignalResult:
+    """One signal's ranking quality for one scenario: AUROC and recall at the FPR budget."""
+
+    auroc: float | None
+    recall_at_fpr: float | None
+
+
+@dataclass(frozen=True)
+class AnomalyScenarioResult:
+    """Per rule-less scenario: labelled tasks, how many were scored, and each signal's result."""
+
+    scenario: str
+    positives: int
+    scored: int
+    signals: dict[str, SignalResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "positives": self.positives,
+            "scored": self.scored,
+            **{
+                f"{name}_{metric}": getattr(r, attr)
+                for name, r in self.signals.items()
+                for metric, attr in (("auroc", "auroc"), ("recall_at_fpr", "recall_at_fpr"))
+            },
+        }
+
+
+@dataclass(frozen=True)
+class AnomalyEvaluation:
+    """Anomaly scores against labels of scenarios no rule covers; negatives are unlabelled tasks."""
+
+    scenarios: tuple[AnomalyScenarioResult, ...]
+    negatives: int
+    fpr: float
+    labels_path: str = ""
+
+    def scenario(self, name: str) -> AnomalyScenarioResult:
+        for result in self.scenarios:
+            if result.scenario == name:
+                return result
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels_path": self.labels_path,
+            "negatives": self.negatives,
+            "fpr": self.fpr,
+            "scenarios": [s.to_dict() for s in self.scenarios],
+        }
+
+
+def _auroc(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    return float(roc_auc_score(y, np.r_[pos, neg]))
+
+
+def recall_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float = ANOMALY_FPR) -> float | None:
+    """Share of positives scored strictly above the threshold that lets at most ``fpr`` of the
+    negatives through (ties at the threshold count against the positives)."""
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    allowed = int(np.floor(fpr * len(neg)))
+    threshold = np.sort(neg)[::-1][allowed] if allowed < len(neg) else -np.inf
+    return float(np.mean(pos > threshold))
+
+
+def evaluate_anomalies(
+    con: duckdb.DuckDBPyConnection,
+    labels_path: str | Path,
+    settings: Settings,
+    *,
+    fpr: float = ANOMALY_FPR,
+) -> AnomalyEvaluation:
+    """AUROC and recall at ``fpr`` of each anomaly signal (forest, sequence, fused, robust-z
+    baseline) per rule-less scenario (labels whose scenario no rule scenario names).
+
+    Positives: the scenario's labelled tasks; negatives: tasks with no label at all. A task the
+    models did not score (its peer group had no model) ranks below every scored task.
+    """
+    labels = load_labels(labels_path, settings.hash_key)
+    ruleless: dict[str, set[str]] = {}
+    for label in labels:
+        if label.scenario not in SCENARIOS:
+            ruleless.setdefault(label.scenario, set()).add(label.task_id)
+    labelled = [label.task_id for label in labels]
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'task_anomaly_scores'"
+    ).fetchone()[0]
+    if not exists:
+        raise EvaluationError(
+            "no task_anomaly_scores table: run `chainwatch refit` and detect first"
+        )
+    columns = ", ".join(f"{sql} AS {name}" for name, sql in _SIGNAL_SQL.items())
+    data = con.execute(
+        f"""SELECT t.task_id, s.task_id IS NOT NULL AS scored, {columns}
+            FROM tasks t LEFT JOIN task_anomaly_scores s USING (task_id)"""  # noqa: S608 - fixed text
+    ).fetchnumpy()
+    task_ids = np.asarray(data["task_id"], dtype=object)
+    scored = np.asarray(data["scored"], dtype=bool)
+    floor = {
+        name: (np.nanmin(np.asarray(data[name], dtype=float)[scored]) - 1.0)
+        if scored.any()
+        else 0.0
+        for name in ANOMALY_SIGNALS
+    }
+    values = {
+        name: np.where(
+            scored, np.nan_to_num(np.asarray(data[name], dtype=float), nan=floor[name]), floor[name]
+        )
+        for name in ANOMALY_SIGNALS
+    }
+    negative = ~np.isin(task_ids, np.asarray(labelled, dtype=object))
+    order = [s for s in _ANOMALY_ORDER if s in ruleless] + sorted(
+        set(ruleless) - set(_ANOMALY_ORDER)
+    )
+    results = []
+    for scenario in order:
+        positive = np.isin(task_ids, np.asarray(sorted(ruleless[scenario]), dtype=object))
+        results.append(
+            AnomalyScenarioResult(
+                scenario=scenario,
+                positives=int(positive.sum()),
+                scored=int((positive & scored).sum()),
+                signals={
+                    name: SignalResult(
+                        _auroc(values[name][positive], values[name][negative]),
+                        recall_at_fpr(values[name][positive], values[name][negative], fpr),
+                    )
+                    for name in ANOMALY_SIGNALS
+                },
+            )
+        )
+    if len(results) > 1:
+        positive = np.isin(
+            task_ids, np.asarray(sorted(set().union(*ruleless.values())), dtype=object)
+        )
+        results.append(
+            AnomalyScenarioResult(
+                scenario="all rule-less scenarios",
+                positives=int(positive.sum()),
+                scored=int((positive & scored).sum()),
+                signals={
+                    name: SignalResult(
+                        _auroc(values[name][positive], values[name][negative]),
+                        recall_at_fpr(values[name][positive], values[name][negative], fpr),
+                    )
+                    for name in ANOMALY_SIGNALS
+                },
+            )
+        )
+    return AnomalyEvaluation(tuple(results), int(negative.sum()), fpr, str(labels_path))
+
+
+_ANOMALY_ORDER = (
+    "read_burst",
+    "unusual_tool_combination",
+    "off_hours_bulk_access",
+    "slow_exfiltration",
+    "role_drift",
+)
+
+
+def format_anomaly_evaluation(ev: AnomalyEvaluation, fmt: str = "table") -> str:
+    """Render an anomaly evaluation as a markdown-style table or as JSON."""
+    if fmt == "json":
+        return json.dumps(ev.to_dict(), indent=2) + "\n"
+    if fmt != "table":
+        raise EvaluationError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    pct = f"{ev.fpr:.0%}"
+    head = ["scenario", "tasks"] + [
+        f"{name} {metric}" for name in ANOMALY_SIGNALS for metric in ("AUROC", f"R@{pct}")
+    ]
+    lines = [
+        f"anomaly signals vs rule-less scenarios ({ev.negatives} unlabelled tasks as negatives; "
+        f"R@{pct} = recall at {pct} false-positive rate)",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    for s in ev.scenarios:
+        cells = [s.scenario, str(s.positives)]
+        for name in ANOMALY_SIGNALS:
+            r = s.signals[name]
+            cells += [_num(r.auroc), _num(r.recall_at_fpr)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

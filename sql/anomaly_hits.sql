@@ -18,12 +18,13 @@ SELECT $rule_id AS rule_id, s.task_id AS entity_id, s.agent_id, s.task_id,
     s.started_at AS first_seen, coalesce(s.ended_at, s.started_at) AS last_seen,
     CASE WHEN len(s.rare_transitions) > 0 THEN [x.event_id FOR x IN s.rare_transitions]
          ELSE coalesce(a.event_ids, []) END AS evidence_event_ids,
-    printf('fused score at percentile %.1f of peer group %s (forest percentile %.1f, baseline z %.1f, sequence %.2f)',
-           s.fused_percentile, s.peer_group, s.iforest_percentile, s.baseline_score,
-           coalesce(s.sequence_score, 0))
+    printf('fused score at percentile %.1f of peer group %s (forest percentile %.1f, tail %.1f, sequence %.2f, %s dominates)',
+           s.fused_percentile, s.peer_group, s.iforest_percentile, s.tail_score,
+           coalesce(s.sequence_score, 0), s.dominant_signal)
       || '; ' || array_to_string(
-           [printf('%s %s vs peer median %s (z %.1f)', f.feature, round(f.value, 2)::VARCHAR,
-                   round(f.peer_median, 2)::VARCHAR, f.robust_z) FOR f IN s.top_features], ', ')
+           [printf('%s %s vs peer median %s (%.1f%% of peers at or above, z %.1f)', f.feature,
+                   round(f.value, 2)::VARCHAR, round(f.peer_median, 2)::VARCHAR,
+                   100 * f.peer_share, f.robust_z) FOR f IN s.top_features], ', ')
       || CASE WHEN len(s.rare_transitions) > 0 THEN
            '; rare transitions: ' || array_to_string(
              [printf('%s -> %s (p %.3f)', x.from_tool, x.to_tool, x.probability)
@@ -38,7 +39,8 @@ SELECT $rule_id AS rule_id, s.task_id AS entity_id, s.agent_id, s.task_id,
         'peer_group': s.peer_group, 'model_id': s.model_id, 'model_version': s.version,
         'fused_score': s.fused_score, 'fused_percentile': s.fused_percentile,
         'iforest_score': s.iforest_score, 'iforest_percentile': s.iforest_percentile,
-        'baseline_z': s.baseline_score, 'sequence_score': s.sequence_score,
+        'baseline_z': s.baseline_score, 'tail_score': s.tail_score,
+        'sequence_score': s.sequence_score,
         'dominant_signal': s.dominant_signal, 'top_features': s.top_features,
         'rare_transitions': s.rare_transitions
     }) AS explanation

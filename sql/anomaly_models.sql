@@ -18,8 +18,9 @@ CREATE TABLE IF NOT EXISTS anomaly_models (
     feature_log_median     DOUBLE[] NOT NULL,   -- per feature, median of ln(1 + value)
     feature_log_scale      DOUBLE[] NOT NULL,   -- per feature, robust spread of ln(1 + value): see anomaly.py
     train_score_quantiles  DOUBLE[] NOT NULL,   -- 101 quantiles (0..100 %) of the training forest scores
-    signal_stats           JSON NOT NULL,       -- per signal (iforest, baseline, sequence, fused): median, scale, 101 quantiles
-    model                  BLOB NOT NULL        -- pickle of the fitted IsolationForest
+    signal_stats           JSON NOT NULL,       -- per signal (iforest, tail, sequence, baseline, fused): 101 quantiles; hour shares
+    model                  BLOB NOT NULL        -- pickle: {"iforest": fitted IsolationForest, "train_sorted": training
+                                                -- features sorted per column, "signals_sorted": training signals sorted}
 );
 
 CREATE TABLE IF NOT EXISTS task_anomaly_scores (
@@ -32,13 +33,15 @@ CREATE TABLE IF NOT EXISTS task_anomaly_scores (
     version             INTEGER NOT NULL,
     iforest_score       DOUBLE NOT NULL,   -- -score_samples: in (0, 1], higher is more anomalous
     iforest_percentile  DOUBLE NOT NULL,   -- 0..100 within the model's training forest scores
-    baseline_score      DOUBLE NOT NULL,   -- largest robust z above the peer median over the count features
+    baseline_score      DOUBLE NOT NULL,   -- comparator: largest robust z above the peer median over the count features
+    tail_score          DOUBLE NOT NULL,   -- sum over features of max(0, ln(0.05 / share of peers at or above the value))
     sequence_score      DOUBLE,            -- mean -ln P of the task's tool transitions (NULL: < 2 actions)
     class_sequence_score DOUBLE,           -- the same by action class
+    tool_rarity_score   DOUBLE,            -- mean -ln P(tool) under the group's tool counts: tools the peers seldom use
     rare_transitions    STRUCT(event_id VARCHAR, from_tool VARCHAR, to_tool VARCHAR, probability DOUBLE, successor_rank BIGINT)[],
-    fused_score         DOUBLE NOT NULL,   -- combination of the three signals, each normalised by its training spread
+    fused_score         DOUBLE NOT NULL,   -- sum of -ln(share of training tasks at or above) over iforest, tail, sequence (sequence = sequence_score + tool_rarity_score)
     fused_percentile    DOUBLE NOT NULL,   -- 0..100 within the model's training fused scores
-    dominant_signal     VARCHAR NOT NULL,  -- iforest, baseline or sequence: the largest normalised signal
-    top_features        STRUCT(feature VARCHAR, "value" DOUBLE, peer_median DOUBLE, robust_z DOUBLE)[],
+    dominant_signal     VARCHAR NOT NULL,  -- iforest, tail or sequence: the signal fewest training tasks reach
+    top_features        STRUCT(feature VARCHAR, "value" DOUBLE, peer_median DOUBLE, robust_z DOUBLE, peer_share DOUBLE)[],
     scored_at           TIMESTAMP NOT NULL
 );

@@ -56,7 +56,7 @@ mapped AS (
         coalesce(d.actions, []) AS actions,
         coalesce(d.credential_events, []) AS credential_events,
         from_json(f.explanation, '{"peer_group": "VARCHAR",
-            "top_features": [{"feature": "VARCHAR", "value": "DOUBLE", "peer_median": "DOUBLE", "robust_z": "DOUBLE"}],
+            "top_features": [{"feature": "VARCHAR", "value": "DOUBLE", "peer_median": "DOUBLE", "robust_z": "DOUBLE", "peer_share": "DOUBLE"}],
             "rare_transitions": [{"event_id": "VARCHAR", "from_tool": "VARCHAR", "to_tool": "VARCHAR", "probability": "DOUBLE"}]}')
             AS ex
     FROM findings f
@@ -133,7 +133,8 @@ SELECT finding_id, to_json({
             [{'observation_parameter': x.feature,
               'observation_type': 'Task feature (robust z-score against the peer median)',
               'observations': [{'value': CAST(round(x.value, 3) AS VARCHAR)}],
-              'observed_pattern': printf('robust z %.2f', x.robust_z)}
+              'observed_pattern': printf('%.2f%% of peers at or above; robust z %.2f',
+                                         100 * coalesce(x.peer_share, 1), x.robust_z)}
              FOR x IN coalesce(ex.top_features, [])],
             [{'observation_parameter': 'tool transition',
               'observation_type': 'Transition not among the top successors in the peer group',

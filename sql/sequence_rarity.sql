@@ -6,8 +6,10 @@
 --   rarity_score        mean -ln P over the task's tool transitions,
 --   class_rarity_score  the same by action class,
 --   rare_transitions    DeepLog-style: tool transitions whose next tool is not among the $top_g
---                       most frequent successors of the previous tool in the group.
--- Tasks with fewer than two actions have no row.
+--                       most frequent successors of the previous tool in the group;
+--   tool_rarity_score   mean -ln P(tool) over all the task's actions, P(tool) = (n + 1) / (all + vocab)
+--                       from the group's tool counts: tools the peers seldom or never use.
+-- A task with one action has only tool_rarity_score.
 
 CREATE OR REPLACE TEMP TABLE _sequence_steps AS
 SELECT a.task_id, g.peer_group, a.ts, a.event_id,
@@ -43,17 +45,32 @@ WITH vocab AS (
        AND cp.next = s.action_class
     LEFT JOIN from_counts cf ON cf.peer_group = s.peer_group AND cf.kind = 'class' AND cf.prev = s.prev_class
     WHERE s.prev_tool IS NOT NULL
+), tools AS (
+    SELECT s.task_id, s.peer_group,
+        avg(-ln((coalesce(u.n, 0) + 1.0) / (tot.total + vu.vocab))) AS tool_rarity_score
+    FROM _sequence_steps s
+    JOIN vocab vu ON vu.peer_group = s.peer_group AND vu.kind = 'unigram'
+    JOIN (SELECT peer_group, from_n AS total FROM from_counts WHERE kind = 'unigram') tot
+        ON tot.peer_group = s.peer_group
+    LEFT JOIN sequence_transitions u
+        ON u.peer_group = s.peer_group AND u.kind = 'unigram' AND u.next = s.tool
+    GROUP BY s.task_id, s.peer_group
+), transitions AS (
+    SELECT task_id, peer_group, count(*) AS n_transitions,
+        avg(-ln(p_tool)) AS rarity_score,
+        avg(-ln(p_class)) AS class_rarity_score,
+        coalesce(
+            list(struct_pack(event_id, from_tool := prev_tool, to_tool := tool,
+                             probability := p_tool, successor_rank) ORDER BY ts, event_id)
+                FILTER (WHERE rare),
+            []) AS rare_transitions
+    FROM scored
+    GROUP BY task_id, peer_group
 )
-SELECT task_id, peer_group, count(*) AS n_transitions,
-    avg(-ln(p_tool)) AS rarity_score,
-    avg(-ln(p_class)) AS class_rarity_score,
-    coalesce(
-        list(struct_pack(event_id, from_tool := prev_tool, to_tool := tool,
-                         probability := p_tool, successor_rank) ORDER BY ts, event_id)
-            FILTER (WHERE rare),
-        []) AS rare_transitions
-FROM scored
-GROUP BY task_id, peer_group
+SELECT task_id, peer_group, coalesce(t.n_transitions, 0) AS n_transitions, t.rarity_score,
+    t.class_rarity_score, coalesce(t.rare_transitions, []) AS rare_transitions,
+    u.tool_rarity_score
+FROM tools u LEFT JOIN transitions t USING (task_id, peer_group)
 ORDER BY task_id;
 
 DROP TABLE _sequence_steps;

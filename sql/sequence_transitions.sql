@@ -25,8 +25,12 @@ WITH steps AS (
     UNION ALL
     SELECT peer_group, 'class', prev_class, action_class, count(*)
     FROM steps WHERE prev_class IS NOT NULL GROUP BY ALL
+    UNION ALL
+    SELECT peer_group, 'unigram', '', tool, count(*) FROM steps GROUP BY ALL
 ), vocab AS (
     SELECT peer_group, 'tool' AS kind, count(DISTINCT tool) + 1 AS vocab FROM steps GROUP BY ALL
+    UNION ALL
+    SELECT peer_group, 'unigram', count(DISTINCT tool) + 1 FROM steps GROUP BY ALL
     UNION ALL
     SELECT peer_group, 'class', count(DISTINCT action_class) + 1 FROM steps GROUP BY ALL
 )

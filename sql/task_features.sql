@@ -1,6 +1,9 @@
 -- task_features: one numeric row per task, the input of the anomaly models (issue: behaviour
 -- unlike peers). "New for the agent" means first seen for that agent in this task, never in an
 -- earlier one; an agent's first task has no baseline, so it counts nothing as new.
+-- repeat_external_sends: how many of the agent's tasks in the 7 days before this one sent
+-- externally to a destination this task also sends to externally (0 when it sends nothing out):
+-- one small send is ordinary, the same send task after task is how slow exfiltration looks.
 
 CREATE OR REPLACE TABLE task_features AS
 WITH acts AS (
@@ -44,6 +47,15 @@ WITH acts AS (
     JOIN first_tool ft USING (agent_id, tool)
     LEFT JOIN first_destination fd ON fd.agent_id = a.agent_id AND fd.destination = a.destination
     GROUP BY a.task_id
+), external_sends AS (
+    SELECT DISTINCT agent_id, task_id, started_at, destination FROM acts
+    WHERE action_class = 'egress' AND external AND destination IS NOT NULL AND agent_id IS NOT NULL
+), repeats AS (
+    SELECT x.task_id, count(DISTINCT y.task_id) AS repeat_external_sends
+    FROM external_sends x JOIN external_sends y
+      ON y.agent_id = x.agent_id AND y.destination = x.destination AND y.task_id <> x.task_id
+     AND y.started_at < x.started_at AND y.started_at >= x.started_at - INTERVAL 7 DAY
+    GROUP BY x.task_id
 ), creds AS (
     SELECT task_id, max(ttl_s) AS max_ttl_s, max(validity_after_task_s) AS max_validity_after_task_s
     FROM credential_lifecycles WHERE task_id IS NOT NULL GROUP BY task_id
@@ -62,8 +74,10 @@ SELECT t.task_id, t.agent_id, t.started_at,
     coalesce(p.errors, 0) AS errors, coalesce(p.denials, 0) AS denials,
     coalesce(p.credentials_used, 0) AS credentials_used,
     coalesce(c.max_ttl_s, 0) AS max_ttl_s, coalesce(c.max_validity_after_task_s, 0) AS max_validity_after_task_s,
-    coalesce(n.new_tools, 0) AS new_tools, coalesce(n.new_destinations, 0) AS new_destinations
+    coalesce(n.new_tools, 0) AS new_tools, coalesce(n.new_destinations, 0) AS new_destinations,
+    coalesce(r.repeat_external_sends, 0) AS repeat_external_sends
 FROM tasks t
 LEFT JOIN per_task p USING (task_id)
 LEFT JOIN new_things n USING (task_id)
-LEFT JOIN creds c USING (task_id);
+LEFT JOIN creds c USING (task_id)
+LEFT JOIN repeats r USING (task_id);

@@ -16,6 +16,8 @@ from detectors.anomaly import (
     SIGNALS,
     assign_peer_groups,
     fuse,
+    tail_score,
+    upper_tail_share,
     place_new_agents,
     score_tasks,
     train_models,
@@ -204,37 +206,53 @@ def test_anomalous_task_scores_highest_and_is_explained_by_reads(features):
     train_models(features, train_until=TRAIN_UNTIL)
     score_tasks(features, since=SCORE_SINCE)
     rows = features.execute(
-        """SELECT task_id, iforest_score, iforest_percentile, baseline_score, top_features
-           FROM task_anomaly_scores ORDER BY iforest_score DESC"""
+        """SELECT task_id, iforest_percentile, baseline_score, tail_score, top_features
+           FROM task_anomaly_scores ORDER BY tail_score DESC"""
     ).fetchall()
-    task_id, score, percentile, baseline, top = rows[0]
+    task_id, forest_pct, baseline, tail, top = rows[0]
     assert task_id == "odd"
-    # The forest ranks it first, but narrowly: a value beyond the training range on one feature
-    # is isolated like the training tasks at that feature's edge. The baseline separates it clearly.
-    assert score > rows[1][1] and percentile > 95
-    assert baseline == max(r[3] for r in rows)
-    assert len(top) == 3 and top[0]["feature"] == "reads"
-    assert (top[0]["value"], top[0]["peer_median"]) == (40.0, 3.0)
-    assert top[0]["robust_z"] > 4 and baseline == top[0]["robust_z"]
-    assert top[1]["feature"] == "actions"  # the reads are actions too
-    assert baseline > 1.5 * max(r[3] for r in rows if r[0] != "odd")
+    # A value beyond the training range on one feature is isolated like the training tasks at that
+    # feature's edge: the forest places it high, not necessarily first. The tail signal and the
+    # robust-z baseline separate it clearly.
+    assert forest_pct > 90
+    assert tail > 2 * max(r[3] for r in rows[1:])
+    assert baseline == max(r[2] for r in rows)
+    assert baseline > 1.5 * max(r[2] for r in rows if r[0] != "odd")
+    # both at the top of the peers' range; ties on that go to the larger robust z
+    assert len(top) == 3 and [t["feature"] for t in top[:2]] == ["reads", "actions"]
+    reads = top[0]
+    assert (reads["value"], reads["peer_median"]) == (40.0, 3.0)
+    assert reads["peer_share"] == pytest.approx(1 / 201)  # no training task reads that much
+    assert reads["robust_z"] > 4 and baseline == pytest.approx(reads["robust_z"])
 
 
 # --- fusion ------------------------------------------------------------------------------------
 
 
-def test_fused_score_grows_with_each_signal_and_ignores_signals_below_median():
-    z = {
-        "iforest": np.array([0.0, 4.0, 4.0, 4.0, -3.0]),
-        "baseline": np.array([0.0, 0.0, 3.0, 0.0, -5.0]),
-        "sequence": np.array([0.0, 0.0, 0.0, 3.0, 4.0]),
+def test_fused_score_adds_the_surprise_of_each_signal():
+    # shares: the fraction of training tasks at or above the task's value, per signal
+    shares = {
+        "iforest": np.array([1.0, 0.01, 0.01, 0.01, 0.5]),
+        "tail": np.array([1.0, 1.0, 0.01, 1.0, 0.5]),
+        "sequence": np.array([1.0, 1.0, 1.0, 0.01, 0.5]),
     }
-    fused = fuse(z)
-    assert fused[0] == 0.0
-    assert fused[1] == pytest.approx(4.0)  # one signal alone keeps its size
-    assert fused[2] == pytest.approx(5.0) and fused[3] == pytest.approx(5.0)  # two add up
-    assert fused[4] == pytest.approx(4.0)  # below-median signals neither add nor subtract
-    assert set(SIGNALS) == {"iforest", "baseline", "sequence"}
+    fused = fuse(shares)
+    assert fused[0] == 0.0  # typical everywhere
+    assert fused[1] == pytest.approx(np.log(100))  # one signal alone keeps its surprise
+    assert fused[2] == pytest.approx(2 * np.log(100)) == fused[3]  # two signals add up
+    assert fused[4] == pytest.approx(3 * np.log(2))  # middling everywhere: low
+    assert fused[4] < fused[1]
+    assert SIGNALS == ("iforest", "tail", "sequence")
+
+
+def test_upper_tail_share_and_tail_score():
+    train = np.sort(np.array([[0.0, 1.0], [0.0, 2.0], [0.0, 3.0], [1.0, 4.0]]), axis=0)
+    shares = upper_tail_share(train, np.array([[0.0, 4.0], [1.0, 9.0], [np.nan, 0.0]]))
+    # (training values at or above + 1) / (n + 1)
+    assert shares.tolist() == [[1.0, 0.4], [0.4, 0.2], [1.0, 1.0]]
+    assert tail_score(np.array([[1.0, 0.4], [0.01, 0.001]])).tolist() == pytest.approx(
+        [0.0, np.log(5) + np.log(50)]
+    )
 
 
 def test_fused_percentile_puts_the_odd_task_first_with_its_dominant_signal(features):
@@ -246,7 +264,7 @@ def test_fused_percentile_puts_the_odd_task_first_with_its_dominant_signal(featu
            FROM task_anomaly_scores ORDER BY fused_score DESC"""
     ).fetchall()
     assert rows[0][0] == "odd" and rows[0][1] > 1.5 * rows[1][1]
-    assert rows[0][2] == 100.0 and rows[0][4] == "baseline"
+    assert rows[0][2] == 100.0 and rows[0][4] == "tail"
     assert all(0 <= r[2] <= 100 and 0 <= r[3] <= 100 for r in rows)
     # no actions in this fixture: no sequence signal, nothing rare
     assert all(r[5] is None and r[6] == [] for r in rows)
@@ -289,7 +307,10 @@ def test_unseen_transition_is_rarer_and_listed(ingest: Ingester):
     assert same["rare_transitions"] == []
     rare = [(t["from_tool"], t["to_tool"]) for t in odd["rare_transitions"]]
     assert rare == [("read_file", "http_post"), ("http_post", "write_file")]
-    assert rare_ids(odd) == ["native:odd-a01", "native:odd-a02"]  # the events where the rare step lands
+    assert rare_ids(odd) == [
+        "native:odd-a01",
+        "native:odd-a02",
+    ]  # the events where the rare step lands
     # add-one smoothing: the unseen transition keeps a non-zero probability, below the common one
     assert 0 < odd["rare_transitions"][0]["probability"] < 1 / 5
     assert odd["rare_transitions"][0]["successor_rank"] is None
