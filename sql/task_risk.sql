@@ -10,25 +10,25 @@
 
 CREATE OR REPLACE TABLE task_risk AS
 WITH rule_side AS (
-    SELECT task_id, count(*) AS rule_findings, max(risk_score) AS max_rule_risk
+    SELECT task_id, count(*) AS rule_findings, max(risk_score) AS max_rule_risk,
+        any_value(agent_id) AS agent_id, min(first_seen) AS first_seen
     FROM findings
     WHERE task_id IS NOT NULL AND rule_id <> $anomaly_rule AND status <> 'suppressed'
     GROUP BY task_id
 ), anomaly_side AS (
-    SELECT task_id, fused_percentile,
+    SELECT task_id, agent_id, started_at, fused_percentile,
         0.6 * greatest(0, least(1, (fused_percentile - 90) / 10)) AS anomaly_weight
     FROM task_anomaly_scores
 )
-SELECT t.task_id, t.agent_id, t.started_at,
+SELECT k.task_id, coalesce(a.agent_id, r.agent_id) AS agent_id, coalesce(a.started_at, r.first_seen) AS started_at,
     coalesce(r.rule_findings, 0) AS rule_findings, r.max_rule_risk,
     a.fused_percentile AS anomaly_percentile,
     CAST(round(100 * (1 - (1 - coalesce(r.max_rule_risk, 0) / 100)
                         * (1 - coalesce(a.anomaly_weight, 0)))) AS INTEGER) AS risk_score
-FROM tasks t
+FROM (SELECT task_id FROM rule_side UNION SELECT task_id FROM anomaly_side) k
 LEFT JOIN rule_side r USING (task_id)
 LEFT JOIN anomaly_side a USING (task_id)
-WHERE r.task_id IS NOT NULL OR a.task_id IS NOT NULL
-ORDER BY risk_score DESC, t.task_id;
+ORDER BY risk_score DESC, k.task_id;
 
 UPDATE findings SET anomaly_percentile = NULL, priority = risk_score;
 

@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 import duckdb
+import jsonschema
 import pytest
+from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
 from detectors.ingest.pipeline import IngestReport, ingest_paths
+from detectors.publish import OCSF_VERSION
 from detectors.settings import Settings, load_settings
 from detectors.warehouse import connect
 
@@ -135,3 +138,13 @@ class Ingester:
 @pytest.fixture
 def ingest(con, settings, tmp_path) -> Ingester:
     return Ingester(con, settings, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def validator() -> jsonschema.Draft202012Validator:
+    """JSON schema of OCSF class detection_finding, built offline from the bundled OCSF export."""
+    schema = OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION)).get_class_schema(
+        "detection_finding"
+    )
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)

@@ -16,13 +16,16 @@ from detectors.anomaly import (
     SIGNALS,
     assign_peer_groups,
     fuse,
-    tail_score,
-    upper_tail_share,
     place_new_agents,
     score_tasks,
+    tail_score,
     train_models,
+    upper_tail_share,
 )
 from detectors.derive import build_derived_tables
+from detectors.detect import flag_anomalies, rank_findings, set_triage
+from detectors.publish import findings_to_ocsf
+from detectors.settings import AnomalyParams
 from tests.conftest import Ingester, native_task
 
 TRAIN_UNTIL = datetime(2026, 11, 15)
@@ -387,3 +390,95 @@ def test_roles_come_from_the_agent_id(ingest: Ingester):
         ingest.one("SELECT peer_group FROM agent_peer_groups WHERE agent_id = 'finance-ops-02'")
         == "finance-ops"
     )
+
+
+# --- anomaly findings, explanations and fusion with the rules -------------------------------------
+
+
+def _flag(con, percentile: float = 99.0) -> int:
+    return flag_anomalies(
+        con, AnomalyParams(alert_percentile=percentile), now=datetime(2026, 11, 20)
+    )
+
+
+def test_anomaly_finding_is_explained_in_findings_and_ocsf(features, validator):
+    train_models(features, train_until=TRAIN_UNTIL)
+    score_tasks(features, since=SCORE_SINCE)
+    assert _flag(features) >= 1
+    row = features.execute(
+        """SELECT finding_id, analytic_type, severity, entity_type, detail, explanation
+           FROM findings WHERE task_id = 'odd'"""
+    ).fetchone()
+    finding_id, analytic_type, severity, entity_type, detail, explanation = row
+    assert (analytic_type, severity, entity_type) == ("statistical", "high", "task")
+    ex = json.loads(explanation)
+    assert ex["peer_group"] == "big" and ex["model_id"] == "iforest:big"
+    assert ex["dominant_signal"] == "tail" and ex["fused_percentile"] == 100.0
+    assert ex["top_features"][0]["feature"] == "reads" and ex["top_features"][0]["value"] == 40
+    assert "reads 40.0 vs peer median 3.0" in detail and "of peer group big" in detail
+    event = next(
+        e
+        for e in findings_to_ocsf(features, product_version="t")
+        if e["finding_info"]["uid"] == finding_id
+    )
+    validator.validate(event)
+    assert event["finding_info"]["analytic"]["type"] == "Statistical"
+    analysis = event["anomaly_analyses"][0]
+    assert analysis["analysis_targets"] == [{"name": "odd", "type": "Agent Task"}]
+    assert analysis["anomalies"][0]["observation_parameter"] == "reads"
+    assert analysis["anomalies"][0]["observations"] == [{"value": "40.0"}]
+    assert analysis["baselines"][0]["observations"] == [{"value": "3.0"}]
+
+
+def test_anomaly_findings_keep_ids_and_triage_across_rescoring(features):
+    train_models(features, train_until=TRAIN_UNTIL)
+    score_tasks(features, since=SCORE_SINCE)
+    _flag(features)
+    ids = {r[0] for r in features.execute("SELECT finding_id FROM findings").fetchall()}
+    finding_id = features.execute(
+        "SELECT finding_id FROM findings WHERE task_id = 'odd'"
+    ).fetchone()[0]
+    assert set_triage(features, finding_id, "in_progress", "asked the owner")
+    score_tasks(features, since=SCORE_SINCE)
+    _flag(features)
+    assert {r[0] for r in features.execute("SELECT finding_id FROM findings").fetchall()} == ids
+    assert features.execute(
+        "SELECT status, triage_note FROM findings WHERE finding_id = ?", [finding_id]
+    ).fetchone() == ("in_progress", "asked the owner")
+
+
+def test_cold_start_flags_nothing(features):
+    assert score_tasks(features) == 0  # no model trained yet
+    assert _flag(features) == 0
+    assert features.execute("SELECT count(*) FROM findings").fetchone()[0] == 0
+
+
+def test_a_rule_finding_on_an_anomalous_task_ranks_higher(features):
+    train_models(features, train_until=TRAIN_UNTIL)
+    score_tasks(features, since=SCORE_SINCE)
+    for task_id in ("odd", "s-00"):  # the same rule finding on the odd task and a normal one
+        features.execute(
+            """INSERT INTO findings BY NAME SELECT 'f-' || $t AS finding_id, 'some_rule' AS rule_id,
+                   'T' AS title, 'medium' AS severity, 55 AS risk_score, 'high' AS confidence,
+                   'rule' AS analytic_type, 'task' AS entity_type, $t AS entity_id, $t AS task_id,
+                   TIMESTAMP '2026-11-16' AS first_seen, TIMESTAMP '2026-11-16' AS last_seen,
+                   [] AS evidence_event_ids, 'new' AS status,
+                   TIMESTAMP '2026-11-20' AS first_detected_at, TIMESTAMP '2026-11-20' AS last_detected_at""",
+            {"t": task_id},
+        )
+    _flag(features)
+    rank_findings(features)
+    rows = dict(features.execute("SELECT finding_id, priority FROM findings").fetchall())
+    normal_pct = features.execute(
+        "SELECT fused_percentile FROM task_anomaly_scores WHERE task_id = 's-00'"
+    ).fetchone()[0]
+    assert rows["f-odd"] > 55 and rows["f-odd"] > rows["f-s-00"]
+    assert rows["f-s-00"] == (55 if normal_pct <= 90 else rows["f-s-00"])
+    anomaly = features.execute(
+        "SELECT priority, risk_score FROM findings WHERE rule_id = 'task_behaviour_anomaly' AND task_id = 'odd'"
+    ).fetchone()
+    assert anomaly[0] > anomaly[1]  # and the anomaly finding is raised by the rule finding
+    risk = features.execute(
+        "SELECT rule_findings, max_rule_risk, anomaly_percentile, risk_score FROM task_risk WHERE task_id = 'odd'"
+    ).fetchone()
+    assert risk[:3] == (1, 55, 100.0) and risk[3] == round(100 * (1 - 0.45 * 0.4))

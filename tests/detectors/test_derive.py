@@ -120,3 +120,46 @@ def test_lifecycle_of_a_credential_used_after_itsnative_task(ingest: Ingester):
     assert str(life["expires_at"]) == "2026-11-02 10:00:01" and life["ended_by"] == "expired"
     assert life["validity_after_task_s"] == 3001 and life["revoked_at"] is None
     assert life["idle_validity_share"] == 0.0  # it was used right up to (and past) its expiry
+
+
+def _send(task: str, day: int, to: str, agent: str = "agent-9", **extra) -> list[dict]:
+    start = f"2026-11-{day:02d}T10:00:00Z"
+    return [
+        *native_task(task, agent, start, f"2026-11-{day:02d}T10:05:00Z"),
+        _act(f"{task}-r", f"2026-11-{day:02d}T10:01:00Z", task, "read_file", agent=agent),
+        _act(
+            f"{task}-post",
+            f"2026-11-{day:02d}T10:02:00Z",
+            task,
+            "http_post",
+            agent=agent,
+            arguments={"url": to},
+            **extra,
+        ),
+    ]
+
+
+def test_egress_bytes_and_repeated_external_sends(ingest: Ingester):
+    drop = "https://drop.example.net/u"
+    records = [
+        *_send("s1", 2, drop, bytes_out=1200),
+        *_send("s2", 4, drop, bytes_out=800),
+        *_send("s3", 5, drop),  # no size given: counts 0 bytes
+        *_send("s4", 20, drop, bytes_out=10),  # more than 7 days after s1..s3
+        *_send("o1", 5, "https://other.example.org/x"),  # a different destination
+        *_send("p1", 5, drop, agent="agent-8"),  # another agent
+    ]
+    ingest.lines("f.jsonl", records, fmt="native")
+    build_derived_tables(ingest.con)
+    rows = {
+        r["task_id"]: (r["egress_bytes"], r["repeat_external_sends"], r["external_egress"])
+        for r in ingest.rows("SELECT * FROM task_features")
+    }
+    assert rows == {
+        "s1": (1200, 0, 1),
+        "s2": (800, 1, 1),  # s1 sent there 2 days before
+        "s3": (0, 2, 1),
+        "s4": (10, 0, 1),  # the earlier sends are outside the 7-day window
+        "o1": (0, 0, 1),
+        "p1": (0, 0, 1),  # agent-9's sends do not count for agent-8
+    }

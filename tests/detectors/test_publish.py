@@ -8,10 +8,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jsonschema
 import polars as pl
 import pytest
-from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 from polars.testing import assert_frame_equal
 
 from detectors.publish import (
@@ -186,16 +184,6 @@ def wh(con):
         _insert(con, "agent_actions", action)
     _insert(con, "credential_events", CREDENTIAL_EVENT)
     return con
-
-
-@pytest.fixture(scope="module")
-def validator() -> jsonschema.Draft202012Validator:
-    """JSON schema of OCSF class detection_finding, built offline from the bundled OCSF export."""
-    schema = OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION)).get_class_schema(
-        "detection_finding"
-    )
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
 
 
 @pytest.fixture
