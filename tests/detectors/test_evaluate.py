@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from detectors.evaluate import (
@@ -14,9 +15,13 @@ from detectors.evaluate import (
     EvaluationError,
     credential_id,
     evaluate,
+    evaluate_anomalies,
+    format_anomaly_evaluation,
     format_evaluation,
+    recall_at_fpr,
 )
 from detectors.simulate import SCENARIOS
+from detectors.sqlfiles import run_sql
 from tests.conftest import TEST_KEY
 
 TS = datetime(2024, 5, 1, 10, 0, 0)
@@ -395,3 +400,53 @@ def test_malformed_labels_name_the_line(con, settings, tmp_path, text, message):
 def test_missing_labels_file_is_an_error(con, settings, tmp_path):
     with pytest.raises(EvaluationError, match="cannot read labels file"):
         evaluate(con, tmp_path / "absent.jsonl", settings)
+
+
+# --- anomaly signals against rule-less scenarios ---------------------------------------------
+
+
+def test_recall_at_fpr_counts_positives_strictly_above_the_allowed_negatives():
+    negatives = np.arange(100) / 100  # 0.00 .. 0.99; 2 % may pass: the threshold is 0.97
+    assert recall_at_fpr(np.array([1.0, 0.98, 0.5]), negatives, 0.02) == pytest.approx(2 / 3)
+    assert recall_at_fpr(np.array([0.97]), negatives, 0.02) == 0.0  # a tie is not a detection
+    assert recall_at_fpr(np.array([]), negatives) is None
+
+
+def test_anomaly_evaluation_per_scenario_and_signal(con, settings, tmp_path: Path):
+    run_sql(con, "anomaly_models")
+    # t1, t2 read bursts (t2 unscored: its group had no model), t3 a rule scenario (not a
+    # negative), n0..n9 unlabelled.
+    tasks = ["t1", "t2", "t3"] + [f"n{i}" for i in range(10)]
+    con.executemany(
+        "INSERT INTO tasks (task_id, start_source, end_source, status, actions, credentials_issued, updated_at) "
+        "VALUES (?, 'x', 'x', 'completed', 1, 0, now())",
+        [[t] for t in tasks],
+    )
+    scores = {"t1": 9.0, "t3": 8.0, **{f"n{i}": float(i) for i in range(10)}}
+    for task, value in scores.items():
+        con.execute(
+            """INSERT INTO task_anomaly_scores BY NAME SELECT $t AS task_id, 'g' AS peer_group,
+                   'iforest:g' AS model_id, 1 AS version, $v AS iforest_score, 50 AS iforest_percentile,
+                   $v AS baseline_score, 0 AS tail_score, $v AS sequence_score, 50 AS fused_percentile,
+                   -$v AS fused_score, 'tail' AS dominant_signal, now() AS scored_at""",
+            {"t": task, "v": value},
+        )
+    labels = write_labels(
+        tmp_path,
+        [
+            label("read_burst", "t1"),
+            label("read_burst", "t2"),
+            label("sensitive_read_then_egress", "t3"),
+        ],
+    )
+    ev = evaluate_anomalies(con, labels, settings)
+    assert ev.negatives == 10 and [s.scenario for s in ev.scenarios] == ["read_burst"]
+    burst = ev.scenario("read_burst")
+    assert (burst.positives, burst.scored) == (2, 1)
+    # baseline: t1 (9.0) beats 9 negatives and ties 1 (9.5 / 10); t2, unscored, beats none
+    assert burst.signals["baseline"].auroc == pytest.approx((9.5 / 10 + 0) / 2)
+    assert burst.signals["fused"].auroc < 0.5  # fused is reversed in this table: t1 lowest
+    assert burst.signals["baseline"].recall_at_fpr == 0.0
+    table = format_anomaly_evaluation(ev)
+    assert "| read_burst | 2 |" in table and "fused AUROC" in table
+    assert json.loads(format_anomaly_evaluation(ev, "json"))["negatives"] == 10
