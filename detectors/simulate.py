@@ -8,6 +8,11 @@ Everything is derived from one seeded RNG (same seed, same bytes), and tasks are
 are generated: only lines not yet due (a task's later events, a leaked key's later use) wait in a
 small time-ordered heap, so every file is in time order and memory depends on how many tasks run
 at once, never on the size of the run.
+
+Two families of injected behaviour, both labelled: :data:`SCENARIOS`, each caught by a detection
+rule, always on; and, opt-in (``simulate(anomalies=True)``, ``chainwatch simulate --anomalies``),
+:data:`ANOMALY_SCENARIOS`, built to stay below every shipped rule, for evaluating anomaly
+detection. With anomalies off the output is byte for byte what it was before they existed.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import hashlib
 import heapq
 import hmac
 import json
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -39,6 +46,34 @@ SCENARIOS: tuple[str, ...] = (
 
 # Share of ordinary tasks turned into a scenario instance (on top of one forced instance each).
 INJECT_RATE = 0.015
+
+# Behaviour that no rule is meant to catch (simulate(anomalies=True)): unusual for the agent or its
+# peers, not a rule's pattern. Every instance is a whole ordinary-looking task (JIT credential
+# issued and revoked, spans and audit records from the usual tool paths), labelled per task.
+# - read_burst: the role's usual plan plus 15-45 extra reads of its own non-sensitive read tools
+#   over its usual resources (about 5-12x its typical reads); no egress, no approval.
+# - unusual_tool_combination: 3-5 read tools of other roles that no role uses together, in random
+#   order; no writes, no egress, at most 4 MCP servers.
+# - off_hours_bulk_access: 8-20 reads of the role's read tools over distinct tables, objects and
+#   paths, starting 00:00-04:59 UTC; no egress.
+# - slow_exfiltration: one agent's campaign of 6-15 small ordinary tasks spread over the run, each
+#   with one small send to the same external host or address and no sensitive read. Only the
+#   campaign's first send is to a destination new for the agent; egress_new_destination judges
+#   the last day only, so it fires on campaign tasks there only if the campaign started that day
+#   (campaigns start in the first half of the run).
+# - role_drift: from some point on, an agent runs another role's plan (its tools and systems,
+#   without its egress; the agent's own credential) with a probability rising to the run's end.
+ANOMALY_SCENARIOS: tuple[str, ...] = (
+    "read_burst",
+    "unusual_tool_combination",
+    "off_hours_bulk_access",
+    "slow_exfiltration",
+    "role_drift",
+)
+
+# Share of ordinary tasks that become anomaly tasks, split evenly over ANOMALY_SCENARIOS (on top
+# of one forced instance each); multi-task instances (campaigns, drift) count their tasks.
+ANOMALY_RATE = 0.01
 
 _S = 1_000_000  # microseconds per second: all times are integer microseconds since the epoch
 _MIN = 60 * _S
@@ -407,6 +442,67 @@ _LEAK_UAS = (
 )
 _DENIED_VAULT = "1 error occurred:\n\t* permission denied\n\n"
 
+# For ANOMALY_SCENARIOS. Tools the shipped catalog classes as egress (a send, a post, a share).
+_EGRESS_TOOLS = frozenset(
+    ("send_email", "slack_post", "http_post", "share_document", "sqs_send_message")
+)
+# Reads that are sensitive by nature, or whose arguments may be (a payments URL, "AWS_SECRET").
+_SECRET_READS = frozenset(("get_secret", "get_aws_secret", "http_get", "github.search_code"))
+# Words that make chainwatch's classifier call a read sensitive (sql/classify_actions.sql).
+_SENSITIVE_WORDS = (
+    "secret",
+    "password",
+    "credential",
+    "customer",
+    "pii",
+    "payroll",
+    "salary",
+    "ssn",
+    "finance",
+    "bank",
+    "payment",
+    "medical",
+    "confidential",
+    "private",
+)
+# External endpoints of slow exfiltration campaigns: bland names, outside the organisation.
+_DRIP_HOSTS = (
+    "api.metricsync.io",
+    "hooks.statusrelay.net",
+    "ingest.logbridge.app",
+    "sync.notes-backup.com",
+)
+_ROLE_TOOLS = {r.name: frozenset(k for s in r.steps for k in s.options) for r in _ROLES}
+# Every read tool some role uses, plus the rare benign ones: what an odd combination draws from.
+_READ_POOL = tuple(
+    dict.fromkeys(
+        [
+            *(
+                k
+                for r in _ROLES
+                for s in r.steps
+                for k in s.options
+                if _TOOLS[k].effect == "read" and k not in _SECRET_READS
+            ),
+            *_RARE_TOOLS,
+        ]
+    )
+)
+
+
+def _plain(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names (tables, buckets) that carry no sensitive word."""
+    return tuple(n for n in dict.fromkeys(names) if not any(w in n for w in _SENSITIVE_WORDS))
+
+
+def _typical_reads(role: _Role) -> float:
+    """Expected read tool calls in one ordinary task of the role."""
+    total = 0.0
+    for step in role.steps:
+        share = sum(_TOOLS[k].effect == "read" for k in step.options) / len(step.options)
+        total += step.p * (step.reps[0] + step.reps[1]) / 2 * share
+    return total
+
 
 # --------------------------------------------------------------------------------------------
 # Time formatting without datetime objects on the hot path.
@@ -650,6 +746,7 @@ class _Task:
     leases: list[str] = field(default_factory=list)
     mcp_sessions: dict[str, str] = field(default_factory=dict)
     error_type: str | None = None
+    role: _Role | None = None  # whose plan and resources, when not the agent's own (role_drift)
 
 
 @dataclass
@@ -659,6 +756,28 @@ class _Followup:
     agent: _Agent
     cred: _Cred
     mode: str  # "reuse": uses cred instead of its own; "share": its own plus cred
+
+
+@dataclass
+class _Drift:
+    """An agent's role drift (role_drift): since when, and how likely its next task drifts."""
+
+    role: _Role  # whose plan the drifted tasks run
+    since: int
+    first: int  # arrival index when it began
+    p_max: float  # the chance a task drifts, reached at the end of the run
+    credit: float  # summed chances not yet spent on a drifted task
+
+
+@dataclass
+class _Anomaly:
+    """One task of an ANOMALY_SCENARIOS instance, run now or when its start time comes."""
+
+    kind: str
+    agent: _Agent
+    note: str
+    role: _Role | None = None  # role_drift: the role whose plan the task runs
+    egress: tuple[str, dict[str, Any]] | None = None  # slow_exfiltration: the campaign's send
 
 
 class _Simulator:
@@ -681,7 +800,7 @@ class _Simulator:
         self.run_end = 2**62  # set by simulate(); after-effects of scenarios stay before it
         self._task_seq = 0
         self._assumed = self._assume_denied = 0
-        self._scheduled: list[tuple[int, int, _Followup]] = []
+        self._scheduled: list[tuple[int, int, _Followup | _Anomaly]] = []
         self._sched_seq = 0
         self._role_ids = {r.name: "AROA" + self._upper(17) for r in _ROLES}
         self._approle_ids = {r.name: self._hmac(self._uuid()) for r in _ROLES}
@@ -1163,7 +1282,7 @@ class _Simulator:
 
     def _args(self, task: _Task, key: str, opts: dict[str, Any]) -> dict[str, Any]:
         """Arguments for one tool call; opts may force sensitive or external targets."""
-        role = task.agent.role
+        role = task.role or task.agent.role
         pick, ri = self._pick, self._ri
         name = _TOOLS[key].name
         if "args" in opts:
@@ -1184,7 +1303,11 @@ class _Simulator:
         if key == "filesystem.list_directory":
             return {"path": f"/workspace/{role.name}"}
         if key in ("query_db", "postgres.query"):
-            table = _SENSITIVE["table"] if opts.get("sensitive") else pick(role.tables)
+            table = (
+                _SENSITIVE["table"]
+                if opts.get("sensitive")
+                else pick(opts.get("tables") or role.tables)
+            )
             where = f" WHERE id = {ri(1000, 99999)}" if self._rand() < 0.6 else " LIMIT 500"
             # Text for the span's arguments; never executed.
             return {"database": role.db, "sql": f"SELECT * FROM {table}{where}"}  # noqa: S608
@@ -1267,7 +1390,9 @@ class _Simulator:
             elif opts.get("sensitive"):
                 bucket = _SENSITIVE["bucket"]
             else:
-                bucket = opts.get("bucket") or pick(role.buckets or ("acme-analytics-lake",))
+                bucket = opts.get("bucket") or pick(
+                    opts.get("buckets") or role.buckets or ("acme-analytics-lake",)
+                )
             if key == "s3_list_objects":
                 return {"bucket": bucket, "prefix": f"{pick(('events', 'exports', 'builds'))}/"}
             if bucket == _SENSITIVE["bucket"]:
@@ -1428,7 +1553,7 @@ class _Simulator:
                 "data": {"created_time": self._hmac(self._hex(8)), "version": self._ri(2, 90)}
             }
             return "update", args["path"], body, response
-        db_role = task.agent.role.db_creds
+        db_role = (task.role or task.agent.role).db_creds
         if db_role is None or (task.leases and not borrowed):
             return None  # no dynamic creds, or the tool cached its lease for the rest of the task
         response = {
@@ -1612,15 +1737,20 @@ class _Simulator:
         start: int,
         scenario: str | None = None,
         followup: _Followup | None = None,
+        anomaly: _Anomaly | None = None,
     ) -> None:
         """Generate one task end to end and push all its lines."""
         # Rare long tasks, but not late in the run (nothing may spill past its last day).
-        long_ok = followup is None and start < self.run_end - 8 * _HOUR
+        long_ok = followup is None and anomaly is None and start < self.run_end - 8 * _HOUR
         task = self._new_task(agent, start, long_ok)
-        role = agent.role
+        role = agent.role  # the credential's; an anomaly may run another role's plan
         self.tasks += 1
         self._native(start, "start", task)
-        plan = self._plan(role)
+        if anomaly is None:
+            plan = self._plan(role)
+        else:
+            task.role = anomaly.role
+            plan = self._anomaly_plan(task, anomaly)
         keep = scenario in (
             "credential_outlived_task",
             "credential_reused_by_other_task",
@@ -1651,7 +1781,7 @@ class _Simulator:
         status = "completed"
         stop_at = len(plan)
         roll = self._rand()
-        if scenario is None and followup is None and plan:
+        if scenario is None and followup is None and anomaly is None and plan:
             if roll < 0.04:
                 status, stop_at = "failed", self._ri(0, len(plan) - 1)
             elif roll < 0.05:
@@ -1661,7 +1791,7 @@ class _Simulator:
         approval_at = -1
         if scenario == "approval_retained_access":
             approval_at = next(i for i, (_, o) in enumerate(plan) if o.get("approval"))
-        elif scenario is None and self._rand() < role.approval_p:
+        elif scenario is None and anomaly is None and self._rand() < role.approval_p:
             writes = [i for i, (k, _) in enumerate(plan) if _TOOLS[k].effect in ("write", "egress")]
             if writes:
                 approval_at = writes[0]
@@ -1691,7 +1821,13 @@ class _Simulator:
                     approval_expires_at=self.clock.iso(expires, 0),
                 )
             ok = self._tool(task, key, opts)
-            if not ok and scenario is None and followup is None and self._rand() < 0.03:
+            if (
+                not ok
+                and scenario is None
+                and followup is None
+                and anomaly is None
+                and self._rand() < 0.03
+            ):
                 status = "failed"
                 break
         if status != "completed":
@@ -1710,7 +1846,7 @@ class _Simulator:
                     task.now = self._vault(
                         task.now, cred, ip, "update", f"sys/leases/revoke/{lease}"
                     )
-            if self._rand() < 0.92:
+            if anomaly is not None or self._rand() < 0.92:  # anomaly tasks never forget
                 task.now = self._vault(task.now, cred, ip, "update", "auth/token/revoke-self")
             else:
                 # Forgetting to revoke leaves the token valid until its TTL runs out: that is the
@@ -1727,6 +1863,8 @@ class _Simulator:
 
         if scenario:
             self._after(task, scenario, end)
+        if anomaly is not None:
+            self._label(anomaly.kind, task, None, anomaly.note)
 
     def _borrowed_step(self, cred: _Cred) -> tuple[str, dict[str, Any]]:
         owner_role = cred.owner.role
@@ -1804,6 +1942,91 @@ class _Simulator:
             after = [("update_record", {}), self._sensitive_read(role), ("query_db", {})]
             plan += [first, *after[: self._ri(2, 3)]]
         return plan
+
+    # ---- anomaly tasks (ANOMALY_SCENARIOS) ------------------------------------------------
+
+    def _anomaly_plan(self, task: _Task, anomaly: _Anomaly) -> list[tuple[str, dict[str, Any]]]:
+        """The plan of one anomaly task (see ANOMALY_SCENARIOS); fills in the label's note."""
+        role = task.agent.role
+        kind = anomaly.kind
+        if kind == "read_burst":
+            plan = [s for s in self._plan(role) if s[0] not in _EGRESS_TOOLS]
+            typical = _typical_reads(role)
+            extra = min(45, max(15, round(typical * (4.0 + 7.0 * self._rand()))))
+            servers = {_TOOLS[k].server for k, _ in plan} - {None}
+            for _ in range(extra):
+                plan.insert(self._ri(0, len(plan)), self._read_step(role, servers))
+            anomaly.note = (
+                f"{extra} extra reads of the role's own tools (its tasks average "
+                f"{typical:.1f}); no egress, no approval"
+            )
+            return plan
+        if kind == "unusual_tool_combination":
+            combo = self._odd_combination(role)
+            anomaly.note = "read tools no role uses together: " + ", ".join(combo)
+            return [(k, {}) for k in combo]
+        if kind == "off_hours_bulk_access":
+            servers: set[str | None] = set()
+            plan = [self._read_step(role, servers, i) for i in range(self._ri(8, 20))]
+            anomaly.note = (
+                f"{len(plan)} reads over distinct resources, starting "
+                f"{self.clock.iso(task.start, 0)[11:16]} UTC; no egress"
+            )
+            return plan
+        if kind == "slow_exfiltration":
+            assert anomaly.egress is not None
+            plan = [q for step in self._plan(role) if (q := _quiet(role, step)) is not None]
+            plan.insert(self._ri(0, len(plan)), (anomaly.egress[0], dict(anomaly.egress[1])))
+            return plan
+        other = anomaly.role  # role_drift
+        assert other is not None
+        plan = [s for s in self._plan(other) if s[0] not in _EGRESS_TOOLS]
+        own = _ROLE_TOOLS[role.name]
+        if all(k in own for k, _ in plan):  # it must show: one tool the agent's role never uses
+            foreign = sorted(_ROLE_TOOLS[other.name] - own - _EGRESS_TOOLS)
+            plan.insert(self._ri(0, len(plan)), (self._pick(foreign), {}))
+        return plan
+
+    def _read_step(
+        self, role: _Role, servers: set[str | None], i: int | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """One read with the role's own tools on its non-sensitive resources; i-th of a sweep.
+
+        servers holds the task's MCP servers so far: a fifth is never added (connector_sprawl).
+        """
+        keys, weights = _own_reads(role)
+        key = self.rng.choices(keys, weights)[0]
+        server = _TOOLS[key].server
+        if server is not None and server not in servers:
+            if len(servers) >= 4:
+                allowed = [
+                    (k, w)
+                    for k, w in zip(keys, weights, strict=True)
+                    if _TOOLS[k].server in servers or _TOOLS[k].server is None
+                ]
+                key = self.rng.choices([k for k, _ in allowed], [w for _, w in allowed])[0]
+            else:
+                servers.add(server)
+        if key in ("query_db", "postgres.query"):
+            tables = _plain(role.tables)
+            return key, {"tables": tables if i is None else (tables[i % len(tables)],)}
+        if key.startswith("s3_"):
+            return key, {"buckets": _plain(role.buckets)}
+        return key, {}
+
+    def _odd_combination(self, role: _Role) -> list[str]:
+        """3-5 read tools of other roles that no role uses together, on at most 4 MCP servers."""
+        own = _ROLE_TOOLS[role.name]
+        # AWS tools only where the task's credential can call AWS (else no CloudTrail would back them).
+        pool = [
+            k for k in _READ_POOL if k not in own and (role.cred == "aws" or k not in _AWS_TOOLS)
+        ]
+        for _ in range(200):
+            combo = self.rng.sample(pool, self._ri(3, 5))
+            servers = {_TOOLS[k].server for k in combo} - {None}
+            if len(servers) <= 4 and not any(set(combo) <= t for t in _ROLE_TOOLS.values()):
+                break
+        return combo
 
     def _after(self, task: _Task, scenario: str, end: int) -> None:
         """Label the instance and emit what happens after the task: misuse, follow-up tasks."""
@@ -1952,7 +2175,7 @@ class _Simulator:
     def _last_followup(self) -> int:
         return self.run_end - 45 * _MIN
 
-    def _schedule(self, start: int, followup: _Followup) -> None:
+    def _schedule(self, start: int, followup: _Followup | _Anomaly) -> None:
         self._sched_seq += 1
         heapq.heappush(self._scheduled, (start, self._sched_seq, followup))
 
@@ -1991,8 +2214,168 @@ class _Simulator:
         self.sinks.push(_OTLP, task.start, doc)
 
 
+class _Anomalies:
+    """Chooses the arrivals that become ANOMALY_SCENARIOS tasks, and schedules the later ones.
+
+    Counts are planned, not drawn, so every run gets its share: about ANOMALY_RATE of the
+    expected tasks, split evenly over the types, and at least one instance of each.
+    read_burst and unusual_tool_combination turn arrivals at planned indices (one early, the
+    rest anywhere) into the anomaly task. off_hours_bulk_access tasks are scheduled up front in
+    the run's nights, 00:00-04:59 UTC (the first in the first night), for a random agent each.
+    slow_exfiltration turns an arrival into a campaign's first task and schedules the others;
+    role_drift makes the arrival's agent drift from then on; both start in the first half of
+    the run. An agent runs at most one campaign or drift.
+    """
+
+    def __init__(self, sim: _Simulator, n_est: float) -> None:
+        self.sim = sim
+        self.n_est = n_est
+        per_type = max(1, round(n_est * ANOMALY_RATE / len(ANOMALY_SCENARIOS)))
+        early = [
+            "read_burst",
+            "unusual_tool_combination",
+            *["slow_exfiltration"] * math.ceil(per_type / 8),  # 6-15 tasks each
+            *["role_drift"] * math.ceil(per_type / 12),  # 8-16 drifted tasks each, expected
+        ]
+        sim.rng.shuffle(early)
+        span = max(len(early), int(0.5 * n_est))
+        planned = [(int((k + 0.5) * span / len(early)), a) for k, a in enumerate(early)]
+        for kind in ("read_burst", "unusual_tool_combination"):
+            planned += [(int(sim._rand() * 0.95 * n_est), kind) for _ in range(per_type - 1)]
+        self.planned = sorted(planned, reverse=True)  # earliest last: pop() takes it
+        self.drifting: dict[str, _Drift] = {}
+        self.busy: set[str] = set()  # agents running a campaign or drifting
+        self.campaigns = 0
+        nights = (sim.run_end - sim.t0) // _DAY  # the run starts at 00:00 UTC
+        for k in range(per_type):
+            night = sim.t0 + (sim._ri(0, nights - 1) if k else 0) * _DAY
+            anomaly = _Anomaly("off_hours_bulk_access", sim._pick_agent(), "")
+            sim._schedule(night + sim._ri(5, 299) * _MIN, anomaly)
+
+    def at_arrival(self, index: int, agent: _Agent, t: int) -> _Anomaly | None:
+        """The anomaly task the index-th ordinary arrival becomes, if any."""
+        sim = self.sim
+        free = agent.agent_id not in self.busy or len(sim.agents) == 1
+        if self.planned and self.planned[-1][0] <= index and free:
+            kind = self.planned.pop()[1]
+            if kind == "slow_exfiltration":
+                return self._campaign(agent, t)
+            if kind == "role_drift":
+                return self._start_drift(agent, t, index)
+            return _Anomaly(kind, agent, "")
+        drift = self.drifting.get(agent.agent_id)
+        if drift is not None:
+            # The chance rises with the arrivals since the drift began. Systematic sampling (a
+            # drifted task each time the summed chances pass a whole number) keeps the count
+            # close to its expectation, where a coin per task would scatter it.
+            progress = (index - drift.first) / max(1.0, self.n_est - drift.first)
+            drift.credit += drift.p_max * min(1.0, progress)
+            if drift.credit >= 1.0:
+                drift.credit -= 1.0
+                return self._drifted(agent, drift.role, drift.since)
+        return None
+
+    def _campaign(self, agent: _Agent, t: int) -> _Anomaly:
+        """A slow exfiltration campaign: its first task now, the others scheduled over the run."""
+        sim = self.sim
+        self.busy.add(agent.agent_id)
+        self.campaigns += 1
+        lo, hi = t + 30 * _MIN, sim._last_followup
+        n = sim._ri(6, 15)
+        times = sorted(self._working_time(lo, hi) for _ in range(n - 1)) if hi > lo else []
+        if sim._rand() < 0.5:
+            dest = (
+                f"https://{sim._pick(_DRIP_HOSTS)}/v1/{sim._pick(('events', 'sync'))}/{sim._hex(8)}"
+            )
+        else:
+            name = sim._chars("abcdefghijklmnopqrstuvwxyz", sim._ri(5, 9))
+            dest = f"{name}.{sim._ri(10, 99)}@{sim._pick(_EXTERNAL_MAIL)}"
+        tasks = []
+        for k in range(1, len(times) + 2):
+            if dest.startswith("https://"):
+                args = {
+                    "url": dest,
+                    "body_bytes": sim._ri(300, 6000),
+                    "content_type": "application/json",
+                }
+                send = ("http_post", {"args": args})
+            else:
+                subject = sim._pick(("Notes", "Daily digest", "Sync"))
+                send = ("send_email", {"args": {"to": [dest], "subject": subject}})
+            seen = "new for the agent" if k == 1 else "used by the campaign before"
+            note = (
+                f"campaign exfil-{self.campaigns}, task {k} of {len(times) + 1}: one small send "
+                f"to {dest} ({seen}); no sensitive read"
+            )
+            tasks.append(_Anomaly("slow_exfiltration", agent, note, egress=send))
+        for when, task in zip(times, tasks[1:], strict=True):
+            sim._schedule(when, task)
+        return tasks[0]
+
+    def _working_time(self, lo: int, hi: int) -> int:
+        """A time in [lo, hi), busier in working hours like the arrivals."""
+        sim = self.sim
+        for _ in range(50):
+            t = lo + int(sim._rand() * (hi - lo))
+            if sim._rand() < _HOUR_WEIGHTS[t % _DAY // _HOUR]:
+                break
+        return t
+
+    def _start_drift(self, agent: _Agent, t: int, index: int) -> _Anomaly:
+        """The agent drifts to another role (same kind of credential) from now on."""
+        sim = self.sim
+        role = sim._pick([r for r in _ROLES if r is not agent.role and r.cred == agent.role.cred])
+        # Its share of the tasks still to come; the rising chance then yields about `target`.
+        remaining = max(1.0, (self.n_est - index) * agent.role.weight / sim._cum_weights[-1])
+        target = sim._ri(8, 16)
+        p_max = min(0.9, 2 * (target - 1) / remaining)
+        self.drifting[agent.agent_id] = _Drift(role, t, index, p_max, sim._rand())
+        self.busy.add(agent.agent_id)
+        return self._drifted(agent, role, t)
+
+    def _drifted(self, agent: _Agent, role: _Role, since: int) -> _Anomaly:
+        note = (
+            f"runs the {role.name} plan, not its own {agent.role.name}; drifting since "
+            f"{self.sim.clock.iso(since, 0)}"
+        )
+        return _Anomaly("role_drift", agent, note, role=role)
+
+
 # --------------------------------------------------------------------------------------------
 # Small pure helpers.
+
+
+@cache
+def _own_reads(role: _Role) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """The role's own non-sensitive read tools, and how often an ordinary task calls each."""
+    weights: dict[str, float] = {}
+    for step in role.steps:
+        for k in step.options:
+            if _TOOLS[k].effect != "read" or k in _SECRET_READS:
+                continue
+            if k in ("query_db", "postgres.query") and not _plain(role.tables):
+                continue
+            if k.startswith("s3_") and not _plain(role.buckets):
+                continue
+            mean = step.p * (step.reps[0] + step.reps[1]) / 2 / len(step.options)
+            weights[k] = weights.get(k, 0.0) + mean
+    return tuple(weights), tuple(weights.values())
+
+
+def _quiet(role: _Role, step: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """A plan step without egress or sensitive reads (slow exfiltration): kept, narrowed or None."""
+    key, opts = step
+    if key in _EGRESS_TOOLS or key in _SECRET_READS:
+        return None
+    if key in ("query_db", "postgres.query"):
+        if key == "query_db" and role.cred == "vault" and role.db_creds:
+            return None  # its dynamic database credential is a sensitive Vault read
+        tables = _plain(role.tables)
+        return (key, {**opts, "tables": tables}) if tables else None
+    if key in ("s3_get_object", "s3_list_objects"):
+        buckets = _plain(role.buckets)
+        return (key, {**opts, "buckets": buckets}) if buckets else None
+    return step
 
 
 def _vault_mount(path: str) -> tuple[str, str]:
@@ -2084,12 +2467,14 @@ def simulate(
     actions: int = 5000,
     start: date = date(2026, 11, 1),
     gzip_cloudtrail: bool = False,
+    anomalies: bool = False,
 ) -> SimulationSummary:
     """Write a simulated agent fleet's logs under ``out_dir``; same arguments, same bytes.
 
     ``actions`` is the approximate number of agent actions (tool spans + CloudTrail records +
     Vault requests); tasks are generated until it is spent or the ``days`` run out. Files are
-    streamed: memory does not grow with ``actions``.
+    streamed: memory does not grow with ``actions``. ``anomalies`` adds ANOMALY_SCENARIOS
+    (labelled like the scenarios); without it the output is what it was before they existed.
     """
     if agents < 1 or days < 1 or actions < 1:
         raise ValueError("agents, days and actions must be positive")
@@ -2109,6 +2494,7 @@ def simulate(
         order = list(feasible)
         sim.rng.shuffle(order)
         forced = {int((k + 0.5) * span / len(order)): s for k, s in enumerate(order)}
+        planner = _Anomalies(sim, n_est) if anomalies else None
 
         arrivals = _arrivals(sim, n_est * 1.05, days)
         nxt = next(arrivals, None)
@@ -2121,7 +2507,10 @@ def simulate(
                 # Follow-ups of labelled instances always run, even past the budget.
                 t, _, followup = heapq.heappop(scheduled)
                 sinks.flush(t)
-                sim.run_task(followup.agent, t, followup=followup)
+                if isinstance(followup, _Anomaly):
+                    sim.run_task(followup.agent, t, anomaly=followup)
+                else:
+                    sim.run_task(followup.agent, t, followup=followup)
                 continue
             if not budget_left or nxt is None:
                 break
@@ -2129,7 +2518,11 @@ def simulate(
             scenario = forced.get(index)
             if scenario is None and sim._rand() < INJECT_RATE:
                 scenario = sim._pick(feasible)
-            sim.run_task(sim._pick_agent(), nxt, scenario)
+            agent = sim._pick_agent()
+            anomaly = None
+            if planner is not None and scenario is None:
+                anomaly = planner.at_arrival(index, agent, nxt)
+            sim.run_task(agent, nxt, scenario, anomaly=anomaly)
             index += 1
             nxt = next(arrivals, None)
         first_day = sim.t0 // _DAY
@@ -2137,9 +2530,11 @@ def simulate(
 
     start_arg = f" --start {start.isoformat()}" if start != date(2026, 11, 1) else ""
     gz = ", CloudTrail gzipped" if gzip_cloudtrail else ""
+    anomalies_arg = " --anomalies" if anomalies else ""
     (out / "README.md").write_text(
         f"Generated by `chainwatch simulate --out <this directory> --seed {seed} --agents {agents} "
-        f"--days {days} --actions {actions}{start_arg}` (start {start.isoformat()}{gz}).\n",
+        f"--days {days} --actions {actions}{start_arg}{anomalies_arg}` "
+        f"(start {start.isoformat()}{gz}).\n",
         encoding="utf-8",
     )
     files = sorted({*sinks.files, "labels.jsonl", "README.md"})

@@ -14,10 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
+from chainwatch.cli import main as cli_main
 from detectors import simulate as sim_module
-from detectors.simulate import SCENARIOS, SimulationSummary, simulate
+from detectors.detect import run_detection
+from detectors.ingest.pipeline import ingest_paths
+from detectors.settings import Settings
+from detectors.simulate import ANOMALY_SCENARIOS, SCENARIOS, SimulationSummary, simulate
 
 SESSION_RE = re.compile(r"^(?P<agent_id>[A-Za-z0-9_+=,.-]+)@(?P<task_id>[A-Za-z0-9_+=,.-]+)$")
 HMAC_RE = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")
@@ -681,3 +686,250 @@ def test_simulator_does_not_import_dagster() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------------
+# Anomaly scenarios: opt-in, whole ordinary-looking tasks, no rule's pattern.
+
+ROOT = Path(__file__).resolve().parents[2]
+CAMPAIGN_RE = re.compile(
+    r"campaign (?P<id>\S+), task (?P<k>\d+) of (?P<n>\d+): .* to (?P<dest>\S+) \("
+)
+
+
+@pytest.fixture(scope="module")
+def anomaly_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    out = tmp_path_factory.mktemp("sim-anomalies")
+    return Run(out, simulate(out, seed=13, agents=10, days=3, actions=4000, anomalies=True))
+
+
+def _labelled(run: Run, scenario: str) -> list[dict[str, Any]]:
+    return [lab for lab in run.labels if lab["scenario"] == scenario]
+
+
+def _tool_key(span: dict[str, Any]) -> str:
+    """The simulator's tool key: "<mcp server>.<tool>" or the tool name."""
+    server = span["a"].get("mcp.server.name")
+    name = span["a"]["gen_ai.tool.name"]
+    return f"{server}.{name}" if server else name
+
+
+def _role_of(run: Run, agent_id: str) -> str:
+    """An agent's own role, from its OTLP resource (service.name is "<role>-agent")."""
+    for _, doc in run.otlp:
+        spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        if _attrs(spans[0]["attributes"])["gen_ai.agent.id"] == agent_id:
+            resource = _attrs(doc["resourceSpans"][0]["resource"]["attributes"])
+            return resource["service.name"].removesuffix("-agent")
+    raise AssertionError(agent_id)
+
+
+def _role_tools(role: str) -> set[str]:
+    return {k for r in sim_module._ROLES if r.name == role for s in r.steps for k in s.options}
+
+
+def test_anomalies_are_off_by_default_and_change_nothing(tmp_path: Path) -> None:
+    a = simulate(tmp_path / "a", seed=5, agents=6, actions=1500)
+    b = simulate(tmp_path / "b", seed=5, agents=6, actions=1500, anomalies=False)
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    assert a.scenarios == b.scenarios and not set(a.scenarios) & set(ANOMALY_SCENARIOS)
+
+
+def test_committed_samples_are_still_what_their_command_makes(tmp_path: Path) -> None:
+    """data/samples/ stays valid: its README's command still writes exactly these bytes."""
+    samples = ROOT / "data" / "samples"
+    command = (samples / "README.md").read_text()
+    args = dict(re.findall(r"--(seed|agents|days|actions) (\d+)", command))
+    assert len(args) == 4 and "--start" not in command and "--anomalies" not in command
+    simulate(tmp_path, **{k: int(v) for k, v in args.items()})
+    assert _tree(tmp_path) == _tree(samples)
+
+
+def test_anomalies_are_deterministic(tmp_path: Path) -> None:
+    a = simulate(tmp_path / "a", seed=8, agents=6, actions=1500, anomalies=True)
+    b = simulate(tmp_path / "b", seed=8, agents=6, actions=1500, anomalies=True)
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b") and a.scenarios == b.scenarios
+    assert set(ANOMALY_SCENARIOS) <= set(a.scenarios)
+
+
+def test_anomaly_run_keeps_formats_counts_and_time_order(anomaly_run: Run) -> None:
+    """What holds for the standard run holds with anomalies (scheduled tasks included)."""
+    test_counts_match_the_files(anomaly_run)
+    test_native_task_events(anomaly_run)
+    test_files_are_time_ordered_and_partitioned_by_utc_day(anomaly_run)
+    assert "--anomalies" in (anomaly_run.out / "README.md").read_text()
+
+
+def test_every_anomaly_scenario_is_labelled_on_real_tasks(anomaly_run: Run) -> None:
+    run = anomaly_run
+    scenarios = Counter(lab["scenario"] for lab in run.labels)
+    assert set(ANOMALY_SCENARIOS) | set(SCENARIOS) <= set(scenarios)  # rule scenarios too
+    anomalous = sum(scenarios[s] for s in ANOMALY_SCENARIOS)
+    assert anomalous < 0.12 * run.summary.tasks
+    for lab in run.labels:
+        if lab["scenario"] not in ANOMALY_SCENARIOS:
+            continue
+        task = run.tasks[lab["task_id"]]
+        assert {"start", "end"} <= task.keys() and task["end"]["status"] == "completed", lab
+        assert task["agent_id"] == lab["agent_id"] and "approval" not in task
+        assert lab["credential_source_id"] is None and lab["note"]
+        assert run.spans[lab["task_id"]], lab
+    assert len({lab["task_id"] for lab in run.labels if lab["scenario"] in ANOMALY_SCENARIOS}) == (
+        anomalous
+    )
+
+
+def test_anomaly_tasks_get_and_revoke_their_credentials(anomaly_run: Run) -> None:
+    """JIT hygiene as usual: a credential issued for the task; a Vault token revoked at its end."""
+    run = anomaly_run
+    logins = {
+        e["response"]["auth"]["metadata"]["task_id"]: e["response"]["auth"]["client_token"]
+        for _, e in run.vault
+        if e["type"] == "response" and e["request"]["path"] == "auth/approle/login"
+    }
+    sessions = {
+        SESSION_RE.match(r["requestParameters"]["roleSessionName"])["task_id"]
+        for _, r in run.cloudtrail
+        if r["eventName"] == "AssumeRole" and r.get("responseElements")
+    }
+    static_keys = {  # agents with an IAM user, whose tasks sometimes use its static key instead
+        r["requestParameters"]["userName"].removeprefix("svc-")
+        for _, r in run.cloudtrail
+        if r["eventName"] == "CreateAccessKey"
+    }
+    revoked = 0
+    for lab in run.labels:
+        if lab["scenario"] not in ANOMALY_SCENARIOS:
+            continue
+        if lab["task_id"] in logins:
+            assert _is_revoked(run, logins[lab["task_id"]]), lab
+            revoked += 1
+        else:
+            assert lab["task_id"] in sessions or lab["agent_id"] in static_keys, lab
+    assert revoked
+
+
+def test_read_burst_tasks_read_far_more_than_usual(anomaly_run: Run) -> None:
+    run = anomaly_run
+    bursts = {lab["task_id"] for lab in _labelled(run, "read_burst")}
+    ordinary = sorted(len(v) for k, v in run.spans.items() if k not in bursts)
+    median = ordinary[len(ordinary) // 2]
+    for task_id in bursts:
+        names = [s["a"]["gen_ai.tool.name"] for s in run.spans[task_id]]
+        assert len(names) >= 3 * median, (task_id, len(names), median)
+        assert not {"send_email", "slack_post", "http_post", "share_document"} & set(names)
+        assert len({s["a"].get("mcp.server.name") for s in run.spans[task_id]} - {None}) <= 4
+
+
+def test_unusual_combinations_are_foreign_reads_no_role_uses_together(anomaly_run: Run) -> None:
+    role_sets = [_role_tools(r.name) for r in sim_module._ROLES]
+    for lab in _labelled(anomaly_run, "unusual_tool_combination"):
+        spans = anomaly_run.spans[lab["task_id"]]
+        tools = {_tool_key(s) for s in spans}
+        assert 3 <= len(tools) <= 5
+        assert not tools & _role_tools(_role_of(anomaly_run, lab["agent_id"]))
+        assert not any(tools <= role for role in role_sets)
+        assert not {s["a"]["gen_ai.tool.name"] for s in spans} & WRITE_TOOLS
+        assert len({s["a"].get("mcp.server.name") for s in spans} - {None}) <= 4
+
+
+def test_off_hours_tasks_start_at_night_and_read_in_bulk(anomaly_run: Run) -> None:
+    for lab in _labelled(anomaly_run, "off_hours_bulk_access"):
+        start = _ts(anomaly_run.tasks[lab["task_id"]]["start"]["ts"])
+        assert 0 <= start.hour <= 4, lab
+        spans = anomaly_run.spans[lab["task_id"]]
+        args = {json.dumps(s["a"]["gen_ai.tool.call.arguments"]) for s in spans}
+        assert len(spans) >= 8 and len(args) >= 6  # many distinct targets
+        assert not {s["a"]["gen_ai.tool.name"] for s in spans} & (WRITE_TOOLS | {"send_email"})
+
+
+def _sends(run: Run, task_id: str) -> list[str]:
+    """The arguments (as text) of a task's sends that leave the organisation."""
+    out = []
+    for s in run.spans[task_id]:
+        if s["a"]["gen_ai.tool.name"] in ("send_email", "http_post"):
+            args = json.dumps(s["a"]["gen_ai.tool.call.arguments"])  # JSON text or a kvlist
+            if "acme.example" not in args and ".example.com" not in args:
+                out.append(args)
+    return out
+
+
+def test_slow_exfiltration_campaigns_share_agent_and_destination(anomaly_run: Run) -> None:
+    run = anomaly_run
+    campaigns: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for lab in _labelled(run, "slow_exfiltration"):
+        campaigns[CAMPAIGN_RE.search(lab["note"])["id"]].append(lab)
+    assert campaigns
+    for labs in campaigns.values():
+        first = CAMPAIGN_RE.search(labs[0]["note"])
+        assert len(labs) == int(first["n"]) >= 6
+        assert len({lab["agent_id"] for lab in labs}) == 1
+        starts = [_ts(run.tasks[lab["task_id"]]["start"]["ts"]) for lab in labs]
+        assert starts == sorted(starts) and starts[-1] - starts[0] > timedelta(hours=6)
+        for lab in labs:
+            sends = _sends(run, lab["task_id"])
+            assert len(sends) == 1 and first["dest"] in sends[0], lab
+            reads = [
+                s["a"]
+                for s in run.spans[lab["task_id"]]
+                if s["a"]["gen_ai.tool.name"] not in WRITE_TOOLS | {"send_email"}
+            ]
+            assert not re.search(r"secret|customer|payment|finance", json.dumps(reads)), lab
+
+
+def test_role_drift_tasks_use_tools_outside_the_agent_role(anomaly_run: Run) -> None:
+    labs = _labelled(anomaly_run, "role_drift")
+    assert len(labs) >= 2
+    for lab in labs:
+        own = _role_tools(_role_of(anomaly_run, lab["agent_id"]))
+        tools = {_tool_key(s) for s in anomaly_run.spans[lab["task_id"]]}
+        assert tools - own - set(sim_module._RARE_TOOLS), lab
+    # The drift rises: the drifting agent's later tasks drift more often than its earlier ones.
+    agent = labs[0]["agent_id"]
+    drifted = {lab["task_id"] for lab in labs}
+    since = re.search(r"since (\S+)", labs[0]["note"])[1]
+    after = sorted(
+        (_ts(t["start"]["ts"]), tid)
+        for tid, t in anomaly_run.tasks.items()
+        if t["agent_id"] == agent and _ts(t["start"]["ts"]) >= _ts(since)
+    )
+    half = len(after) // 2
+    early = sum(tid in drifted for _, tid in after[:half])
+    late = sum(tid in drifted for _, tid in after[half:])
+    assert late >= early
+
+
+def test_cli_simulate_anomalies_flag(tmp_path: Path) -> None:
+    args = ["simulate", "--out", str(tmp_path), "--seed", "3", "--actions", "1200"]
+    assert cli_main([*args, "--anomalies"]) == 0
+    labels = [json.loads(ln) for ln in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert set(ANOMALY_SCENARIOS) <= {lab["scenario"] for lab in labels}
+
+
+def test_no_shipped_rule_fires_on_anomaly_tasks(
+    anomaly_run: Run, settings: Settings, con: duckdb.DuckDBPyConnection
+) -> None:
+    """They are for anomaly detection: every rule stays quiet on them. The one exception that
+    may happen: egress_new_destination on a slow exfiltration campaign that began on the last
+    day (the rule's window), whose destination is then new for the agent."""
+    out = anomaly_run.out
+    ingest_paths(con, [out / k for k in ("otlp", "vault", "cloudtrail", "native")], settings)
+    run_detection(con, settings)
+    rules = {
+        p.name.removesuffix(".yaml")
+        for p in (ROOT / "detectors" / "rules").glob("*.yaml")
+        if not p.name.endswith(".cases.yaml")
+    }
+    assert {"connector_sprawl", "egress_new_destination", "credential_outlived_task"} <= rules
+    scenario_of = {
+        lab["task_id"]: lab["scenario"]
+        for lab in anomaly_run.labels
+        if lab["scenario"] in ANOMALY_SCENARIOS
+    }
+    hits = [
+        (rule, scenario_of[task])
+        for rule, task in con.execute("SELECT rule_id, task_id FROM findings").fetchall()
+        if task in scenario_of and rule in rules
+    ]
+    assert all(hit == ("egress_new_destination", "slow_exfiltration") for hit in hits), hits
+    assert con.execute("SELECT count(*) FROM findings").fetchone()[0]  # the rules did run
