@@ -180,9 +180,11 @@ def cmd_detect(args) -> int:
 
 def cmd_refit(args) -> int:
     from detectors.anomaly import default_train_until, refit
+    from detectors.derive import build_derived_tables
 
     settings = _settings(args)
     con = connect(settings.db_path)
+    build_derived_tables(con)  # train on the features of everything loaded so far
     until = default_train_until(con)
     report = refit(con, settings.anomaly, train_until=until)
     window = settings.anomaly.window_days
