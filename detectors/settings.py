@@ -111,6 +111,8 @@ class Settings:
     rule_parameters: dict[str, dict] = field(default_factory=dict)
     suppressions_path: Path | None = None
     findings_dir: Path | None = None  # default: a "findings" folder beside the warehouse file
+    # The analyst database each run publishes (default: chainwatch_published.duckdb beside the warehouse).
+    published_db: Path | None = None
     # Anomaly models (detectors/anomaly.py): peer groups, training window, alert percentile.
     anomaly: AnomalyParams = field(default_factory=lambda: AnomalyParams())
 
@@ -119,6 +121,15 @@ class Settings:
         """Where findings are exported: findings_dir, else `<warehouse folder>/findings`."""
         return (
             Path(self.findings_dir) if self.findings_dir else Path(self.db_path).parent / "findings"
+        )
+
+    @property
+    def published_path(self) -> Path:
+        """Where the analyst database is published: published_db, else beside the warehouse."""
+        return (
+            Path(self.published_db)
+            if self.published_db
+            else Path(self.db_path).parent / "chainwatch_published.duckdb"
         )
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -133,6 +144,7 @@ _ENV = {
     "CHAINWATCH_HASH_KEY": "hash_key",
     "CHAINWATCH_MAX_RECORD_BYTES": "max_record_bytes",
     "CHAINWATCH_SUPPRESSIONS": "suppressions_path",
+    "CHAINWATCH_PUBLISHED_DB": "published_db",
 }
 
 
@@ -157,7 +169,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 ):
                     raise ValueError("expected a mapping of rule id to a mapping of parameters")
                 value = {str(k): dict(v) for k, v in value.items()}
-            elif key in ("suppressions_path", "findings_dir"):
+            elif key in ("suppressions_path", "findings_dir", "published_db"):
                 value = Path(value) if value else None
             elif isinstance(default, Path):
                 value = Path(value)

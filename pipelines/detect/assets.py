@@ -1,5 +1,6 @@
 """Derived tables, rule families merged into `findings`, and the findings exports."""
 
+import duckdb as duckdb_lib
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -14,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from detectors.derive import build_credential_lifecycles, build_task_features, build_task_sequences
 from detectors.detect import rank_findings
 from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
+from detectors.published import publish_with_settings
 from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
 from pipelines.partitions import DAILY, SINGLE_RUN
@@ -198,4 +200,56 @@ def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch:
     )
 
 
-PUBLISH_ASSETS = [findings]
+ANALYST_DB_CHECK = "views_answer"
+
+
+@asset(
+    group_name=PUBLISH_GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[findings],
+    kinds={"duckdb"},
+    check_specs=[
+        AssetCheckSpec(
+            ANALYST_DB_CHECK,
+            asset="analyst_db",
+            blocking=True,
+            description="The published file opens read-only and its views answer with the warehouse's counts.",
+        )
+    ],
+)
+def analyst_db(
+    context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig
+):
+    """The analyst database (chainwatch_published.duckdb): the tables analysts query, the views
+    findings_open, task_timeline, agent_summary and the rule_catalog, built as a new file and
+    swapped in atomically, so readers never block a run nor see half of one."""
+    settings = chainwatch.settings(duckdb.database)
+    with warehouse(duckdb) as con:
+        report = publish_with_settings(con, settings)
+        open_findings = con.execute(
+            "SELECT count(*) FROM findings WHERE status IN ('new', 'in_progress')"
+        ).fetchone()[0]
+    reader = duckdb_lib.connect(str(report.path), read_only=True)
+    try:
+        published_open = reader.execute("SELECT count(*) FROM findings_open").fetchone()[0]
+        reader.execute("SELECT count(*) FROM task_timeline").fetchone()
+        reader.execute("SELECT count(*) FROM agent_summary").fetchone()
+    finally:
+        reader.close()
+    yield MaterializeResult(
+        metadata={
+            "path": str(report.path),
+            "tables": MetadataValue.json(report.tables),
+            "published_at": report.published_at.isoformat(),
+        }
+    )
+    yield AssetCheckResult(
+        check_name=ANALYST_DB_CHECK,
+        asset_key="analyst_db",
+        passed=published_open == open_findings,
+        metadata={"open_findings": open_findings, "published_open_findings": published_open},
+    )
+
+
+PUBLISH_ASSETS = [findings, analyst_db]
