@@ -67,18 +67,41 @@ def cmd_simulate(args) -> int:
     return EXIT_OK
 
 
+class _IngestProgress:
+    """A byte progress bar on a terminal; plain lines otherwise; nothing when quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar = quiet, None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, message: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if not sys.stderr.isatty():
+            print(message, file=sys.stderr)
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
+        self.bar.set_description(message)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def cmd_ingest(args) -> int:
     settings = _settings(args)
     catalog = load_catalog(settings.catalog_path)
     con = connect(settings.db_path)
-    report = ingest_paths(
-        con,
-        args.paths,
-        settings,
-        fmt=args.format,
-        catalog=catalog,
-        progress=(lambda msg: print(msg, file=sys.stderr)) if not args.quiet else None,
-    )
+    with _IngestProgress(quiet=args.quiet) as progress:
+        report = ingest_paths(
+            con, args.paths, settings, fmt=args.format, catalog=catalog, progress=progress
+        )
     rows = [
         (
             f.source_file,
@@ -159,6 +182,7 @@ def cmd_run(args) -> int:
         f"\nfindings exported to {settings.findings_path}/parquet (by day) and "
         f"{settings.findings_path}/findings.ocsf.jsonl"
     )
+    print(f"analyst database (read-only snapshot of this run): {settings.published_path}")
     # The lag check only warns: backfills of old logs are legitimately late.
     problems = [c for c in outcome.failed_checks if not c.endswith(":ingestion_lag")]
     return EXIT_OK if outcome.success and not problems else EXIT_PARTIAL
@@ -351,6 +375,161 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
+def _published(settings):
+    """A read-only connection to the analyst database, or a clear error if no run made it."""
+    path = settings.published_path
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no published analyst database at {path}: run `chainwatch run` (or the Dagster job) first"
+        )
+    return connect(path, read_only=True)
+
+
+def cmd_show(args) -> int:
+    settings = _settings(args)
+    con = _published(settings)
+    task = con.execute(
+        """SELECT t.task_id, t.agent_id, t.started_at, t.ended_at, t.status, t.actions,
+                  r.risk_score, r.anomaly_percentile, r.rule_findings
+           FROM tasks t LEFT JOIN task_risk r USING (task_id) WHERE t.task_id = ?""",
+        [args.task_id],
+    ).fetchone()
+    if task is None:
+        print(
+            f"chainwatch: error: no task {args.task_id!r} in {settings.published_path}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    task_id, agent, started, ended, status, actions, risk, pct, n_rules = task
+    print(f"task {task_id}  agent {agent}  {status}  {actions} action(s)")
+    print(f"  {started} .. {ended}")
+    if risk is not None:
+        pct_text = "not scored" if pct is None else f"{pct:.1f}"
+        print(f"  risk {risk}  rule findings {n_rules}  anomaly percentile {pct_text}")
+    evidence = {
+        e
+        for (ids,) in con.execute(
+            "SELECT evidence_event_ids FROM findings WHERE task_id = ?", [task_id]
+        ).fetchall()
+        for e in ids
+    }
+    rows = con.execute(
+        """SELECT ts, kind, what, system, action_class, destination, outcome,
+                  left(coalesce(credential_id, ''), 14), event_id, after_task_end
+           FROM task_timeline WHERE task_id = ? ORDER BY ts, event_id""",
+        [task_id],
+    ).fetchall()
+    print()
+    print(
+        _table(
+            ["", "ts", "kind", "what", "system", "class", "destination", "outcome", "credential"],
+            [
+                [
+                    ("*" if r[8] in evidence else "") + ("!" if r[9] else ""),
+                    str(r[0])[:23],
+                    *r[1:8],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    print("\n* evidence of a finding   ! after the task ended")
+    findings = con.execute(
+        """SELECT finding_id, priority, severity, rule_id, left(detail, 90) FROM findings
+           WHERE task_id = ? ORDER BY priority DESC NULLS LAST, finding_id""",
+        [task_id],
+    ).fetchall()
+    if findings:
+        print("\nfindings:")
+        print(_table(["finding", "priority", "severity", "rule", "detail"], findings))
+    return EXIT_OK
+
+
+def cmd_triage(args) -> int:
+    from detectors.detect import set_triage
+    from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
+    from detectors.published import publish_with_settings
+
+    settings = _settings(args)
+    con = connect(settings.db_path)
+    if not set_triage(con, args.finding_id, args.status, args.note):
+        print(f"chainwatch: error: no finding {args.finding_id!r}", file=sys.stderr)
+        return EXIT_USAGE
+    out = settings.findings_path
+    export_findings_parquet(con, out / "parquet")
+    export_findings_ocsf(con, out / "findings.ocsf.jsonl", product_version=product_version())
+    report = publish_with_settings(con, settings)
+    status, note = con.execute(
+        "SELECT status, triage_note FROM findings WHERE finding_id = ?", [args.finding_id]
+    ).fetchone()
+    print(f"{args.finding_id}: status {status}" + (f", note {note!r}" if note else ""))
+    print(f"republished {report.path} and the findings exports in {out}")
+    return EXIT_OK
+
+
+def cmd_recommend(args) -> int:
+    import json
+
+    settings = _settings(args)
+    con = connect(settings.db_path, read_only=True)
+    tables = {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    if "recommendations" not in tables:
+        raise FileNotFoundError(
+            f"no recommendations table in {settings.db_path}: run `chainwatch detect` or `chainwatch run` first"
+        )
+    cursor = con.execute(
+        """SELECT * FROM recommendations
+           WHERE (CAST(? AS VARCHAR) IS NULL OR agent_id = ?)
+             AND (CAST(? AS VARCHAR) IS NULL OR category = ?)""",
+        [args.agent, args.agent, args.category, args.category],
+    )
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(dict(zip(names, row, strict=True)), default=str, sort_keys=True))
+        return EXIT_OK
+    shown = [n for n in ("agent_id", "category", "item", "access", "recommendation") if n in names]
+    print(_table(shown, [[r[names.index(n)] for n in shown] for r in rows]))
+    print(f"\n{len(rows)} recommendation(s)")
+    return EXIT_OK
+
+
+def cmd_investigate(args) -> int:
+    from detectors.investigate import run_investigation
+
+    settings = _settings(args)
+    if not settings.published_path.exists():
+        raise FileNotFoundError(
+            f"no published analyst database at {settings.published_path}: run `chainwatch run` first"
+        )
+    result = run_investigation(
+        settings.published_path,
+        Path(args.out),
+        finding_id=None if args.task else args.id,
+        task_id=args.id if args.task else None,
+    )
+    print(f"executed notebook: {result.notebook}")
+    print(f"HTML: {result.html}")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from detectors.report import write_report
+
+    settings = _settings(args)
+    if not settings.published_path.exists():
+        raise FileNotFoundError(
+            f"no published analyst database at {settings.published_path}: run `chainwatch run` first"
+        )
+    out = Path(args.out) if args.out else settings.published_path.parent / "report.html"
+    write_report(settings.published_path, out)
+    print(f"report: {out}")
+    return EXIT_OK
+
+
 def cmd_catalog_report(args) -> int:
     settings = _settings(args)
     con = connect(settings.db_path, read_only=True)
@@ -446,6 +625,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     _add_common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("show", help="a task's timeline in the terminal (from the analyst database)")
+    p.add_argument("task_id")
+    _add_common(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "triage",
+        help="set a finding's triage status and note (kept across reruns), then republish",
+    )
+    p.add_argument("finding_id")
+    p.add_argument("--status", required=True, choices=("new", "in_progress", "resolved"))
+    p.add_argument("--note", help="free text kept with the finding")
+    _add_common(p)
+    p.set_defaults(func=cmd_triage)
+
+    p = sub.add_parser(
+        "recommend", help="least-privilege recommendations: unused grants and TTLs per agent"
+    )
+    p.add_argument("--agent", help="only this agent")
+    p.add_argument("--category", choices=("scope", "access", "ttl"))
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_common(p)
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
+        "investigate",
+        help="run the investigation notebook for a finding (or a task) and write it as .ipynb and HTML",
+    )
+    p.add_argument("id", help="a finding id (or a task id with --task)")
+    p.add_argument("--task", action="store_true", help="ID is a task id")
+    p.add_argument("--out", default="investigations", help="output folder (default investigations)")
+    _add_common(p)
+    p.set_defaults(func=cmd_investigate)
+
+    p = sub.add_parser("report", help="write one self-contained HTML report of the latest snapshot")
+    p.add_argument("--out", help="HTML file (default: report.html beside the analyst database)")
+    _add_common(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("catalog-report", help="list tools the catalog does not map, by count")
     p.add_argument("--limit", type=int, default=50)

@@ -127,7 +127,7 @@ def ingest_paths(
     fmt: str | None = None,
     catalog: Catalog | None = None,
     link: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> IngestReport:
     """Load files (or folders of files) into the warehouse and report conservation counts per file.
 
@@ -135,6 +135,8 @@ def ingest_paths(
     readable files go to ``rejected_events``. Re-ingesting the same records adds nothing.
     With ``link`` (the CLI path) credentials and tasks are linked and rebuilt in the same
     transaction; the Dagster job does that in its canonical-table assets instead.
+    ``progress(message, bytes_done, bytes_total)`` is called before and after each batch of files
+    of one format (the CLI draws a progress bar with it).
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -163,11 +165,23 @@ def ingest_paths(
         document = file_fmt not in ("native_csv", "native_parquet") and head.is_document()
         batches.setdefault(file_fmt, []).append((path, sha, document, head.compressed))
 
+    sizes = {f[0]: _size(f[0]) for files in batches.values() for f in files}
+    total, done = sum(sizes.values()), 0
     for file_fmt, files in batches.items():
         if progress:
-            progress(f"parsing {len(files)} {file_fmt} file(s)")
+            progress(f"parsing {len(files)} {file_fmt} file(s)", done, total)
         report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings, link))
+        done += sum(sizes[f[0]] for f in files)
+        if progress:
+            progress(f"parsed {len(files)} {file_fmt} file(s)", done, total)
     return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _prepare_session(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> None:
