@@ -56,6 +56,7 @@ class PublishReport:
     path: Path
     tables: dict[str, int]  # table -> rows
     published_at: datetime
+    views: dict[str, int]  # view -> rows, counted in the new file before it was swapped in
 
 
 def _sql_string(value: str) -> str:
@@ -182,6 +183,8 @@ def publish_analyst_db(
         con.execute(f"USE {_ALIAS}")
         try:
             run_sql(con, "published_views")
+            # Every view must answer before the file replaces the last good one.
+            views = {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in VIEWS}  # noqa: S608
         finally:
             con.execute(f"USE {_identifier(home)}")
         con.execute(f"CHECKPOINT {_ALIAS}")
@@ -193,7 +196,7 @@ def publish_analyst_db(
     _fsync(tmp)
     os.replace(tmp, dest)
     _fsync(dest.parent)
-    return PublishReport(dest, counts, published_at)
+    return PublishReport(dest, counts, published_at, views)
 
 
 def publish_with_settings(con: duckdb.DuckDBPyConnection, settings: Any) -> PublishReport:

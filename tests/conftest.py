@@ -148,3 +148,31 @@ def validator() -> jsonschema.Draft202012Validator:
     )
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+SAMPLE_SOURCES = ("otlp", "vault", "cloudtrail", "native")
+
+
+def sample_landing(dest: Path, days: tuple[str, ...] | None = None) -> Path:
+    """Copy the committed sample's log folders into ``dest`` (only files of ``days``, YYYYMMDD or
+    YYYY-MM-DD in their names, when given)."""
+    for source in SAMPLE_SOURCES:
+        for path in sorted((SAMPLES / source).iterdir()):
+            if days is None or any(d in path.name for d in days):
+                target = dest / source / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(path.read_bytes())
+    return dest
+
+
+@pytest.fixture(scope="session")
+def published_sample(tmp_path_factory) -> Path:
+    """The analyst database the real Dagster job publishes from the committed sample (models
+    refit on the first run), built once per test session; open it read-only."""
+    from pipelines.run import run_landing
+
+    root = tmp_path_factory.mktemp("published_sample")
+    outcome = run_landing(sample_landing(root / "landing"), root / "wh.duckdb", refit="auto")
+    assert outcome.success, outcome.failed_checks
+    return root / "chainwatch_published.duckdb"
