@@ -136,6 +136,7 @@ def cmd_run(args) -> int:
         config_file=args.config,
         log_level="INFO" if args.verbose else "WARNING",
         refit=args.refit,
+        progress=sys.stderr.isatty() and not args.verbose,
     )
     if not outcome.days:
         print(f"no files in landing folder {args.landing}")

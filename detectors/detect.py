@@ -12,6 +12,7 @@ import yaml
 
 from detectors.anomaly import ANOMALY_RULE_ID, score_tasks
 from detectors.derive import build_derived_tables
+from detectors.recommend import build_recommendations
 from detectors.rules.engine import (
     RULES_DIR,
     Rule,
@@ -128,6 +129,7 @@ def run_detection(
     else:
         report.notes.append("no anomaly model yet (cold start): run `chainwatch refit`")
     rank_findings(con)
+    report.derived["recommendations"] = build_recommendations(con)
     report.findings = con.execute("SELECT count(*) FROM findings").fetchone()[0]
     return report
 

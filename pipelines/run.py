@@ -37,6 +37,7 @@ def run_landing(
     days: list[date] | None = None,
     log_level: str = "WARNING",
     refit: RefitMode = "never",
+    progress: bool = False,
 ) -> RunOutcome:
     """Execute the Dagster ingest job for every day with files in ``landing_dir`` (one run).
 
@@ -61,25 +62,29 @@ def run_landing(
         "dagster/asset_partition_range_end": days[-1].isoformat(),
     }
     with DagsterInstance.ephemeral() as instance:
-        result = _execute(defs, INGEST_JOB_NAME, instance, partition_range, log_level)
+        result = _execute(defs, INGEST_JOB_NAME, instance, partition_range, log_level, progress)
         outcome = RunOutcome(result.success, days, _failed_checks(result), result.run_id)
         if result.success and (refit == "always" or (refit == "auto" and not _has_models(db_path))):
-            refit_result = _execute(defs, REFIT_JOB_NAME, instance, {}, log_level)
+            refit_result = _execute(defs, REFIT_JOB_NAME, instance, {}, log_level, progress)
             outcome.refit_run_id = refit_result.run_id
             outcome.success = refit_result.success
             if refit_result.success:
-                score = _execute(defs, SCORE_JOB_NAME, instance, partition_range, log_level)
+                score = _execute(
+                    defs, SCORE_JOB_NAME, instance, partition_range, log_level, progress
+                )
                 outcome.success = score.success
                 outcome.failed_checks += _failed_checks(score)
         return outcome
 
 
-def _execute(defs, job_name: str, instance, tags: dict, log_level: str):
-    return defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance,
-        tags=tags,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+def _execute(defs, job_name: str, instance, tags: dict, log_level: str, progress: bool = False):
+    job = defs.resolve_job_def(job_name)
+    loggers: dict = {"console": {"config": {"log_level": log_level}}}
+    if progress:
+        steps = len(job.asset_layer.selected_asset_keys)
+        loggers["progress"] = {"config": {"total": steps, "label": job_name}}
+    return job.execute_in_process(
+        instance=instance, tags=tags, raise_on_error=False, run_config={"loggers": loggers}
     )
 
 

@@ -15,6 +15,7 @@ from detectors.derive import build_credential_lifecycles, build_task_features, b
 from detectors.detect import rank_findings
 from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
 from detectors.published import publish_with_settings
+from detectors.recommend import build_recommendations
 from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
 from pipelines.partitions import DAILY, SINGLE_RUN
@@ -77,6 +78,27 @@ def task_features(context: AssetExecutionContext, duckdb: DuckDBResource):
     return MaterializeResult(metadata={"rows": rows})
 
 
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[credential_lifecycles, agent_actions, tasks],
+    kinds={"duckdb"},
+)
+def recommendations(context: AssetExecutionContext, duckdb: DuckDBResource):
+    """Least privilege per agent over the last 30 days: scopes granted vs used, access used per
+    system (read, write, delegate and egress apart), and a TTL from observed task durations
+    (p95 x 1.25) next to the TTL actually issued."""
+    with warehouse(duckdb) as con:
+        rows = build_recommendations(con)
+        by_category = dict(
+            con.execute(
+                "SELECT category || ':' || split_part(recommendation, ' ', 1), count(*) FROM recommendations GROUP BY 1"
+            ).fetchall()
+        )
+    return MaterializeResult(metadata={"rows": rows, "by_kind": MetadataValue.json(by_category)})
+
+
 def _family_asset(name: str, entities: tuple[str, ...], deps, description: str):
     @asset(
         name=name,
@@ -137,6 +159,7 @@ DETECT_ASSETS = [
     credential_lifecycles,
     task_sequences,
     task_features,
+    recommendations,
     credential_rules,
     chain_rules,
 ]
@@ -206,7 +229,7 @@ ANALYST_DB_CHECK = "views_answer"
     group_name=PUBLISH_GROUP,
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
-    deps=[findings],
+    deps=[findings, recommendations],
     kinds={"duckdb"},
     check_specs=[
         AssetCheckSpec(
