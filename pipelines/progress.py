@@ -25,7 +25,7 @@ class _StepBar(logging.Handler):
                 from tqdm import tqdm
 
                 self.bar = tqdm(
-                    total=self.total, desc=self.label, unit="step", file=sys.stderr, leave=False
+                    total=self.total, desc=self.label, unit="step", file=sys.stderr, mininterval=0
                 )
             self.bar.set_postfix_str(getattr(event, "step_key", "") or "", refresh=False)
             self.bar.update(1)
