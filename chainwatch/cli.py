@@ -46,6 +46,22 @@ def _add_common(parser: argparse.ArgumentParser, catalog: bool = False) -> None:
         parser.add_argument("--catalog", help="tool catalog YAML (default: the shipped catalog)")
 
 
+_OPENED: list = []
+
+
+def _open(path, *, read_only: bool = False):
+    """A warehouse connection that :func:`main` closes when the command ends (so the next command
+    in the same process may open the file with another configuration)."""
+    con = connect(path, read_only=read_only)
+    _OPENED.append(con)
+    return con
+
+
+def _close_all() -> None:
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 def _settings(args):
     return load_settings(args.config, db_path=args.db, catalog_path=getattr(args, "catalog", None))
 
@@ -97,7 +113,7 @@ class _IngestProgress:
 def cmd_ingest(args) -> int:
     settings = _settings(args)
     catalog = load_catalog(settings.catalog_path)
-    con = connect(settings.db_path)
+    con = _open(settings.db_path)
     with _IngestProgress(quiet=args.quiet) as progress:
         report = ingest_paths(
             con, args.paths, settings, fmt=args.format, catalog=catalog, progress=progress
@@ -152,7 +168,7 @@ def cmd_run(args) -> int:
     for check in outcome.failed_checks:
         kind = "warning" if check.endswith(":ingestion_lag") else "FAILED"
         print(f"check {kind}: {check}")
-    con = connect(settings.db_path, read_only=True)
+    con = _open(settings.db_path, read_only=True)
     print("\nrecords per source format in this run:")
     print(
         _table(
@@ -193,7 +209,7 @@ def cmd_detect(args) -> int:
     from detectors.detect import run_detection
 
     settings = _settings(args)
-    con = connect(settings.db_path)
+    con = _open(settings.db_path)
     report = run_detection(con, settings)
     print("derived tables: " + ", ".join(f"{k} {v}" for k, v in report.derived.items()))
     for note in report.notes:
@@ -208,7 +224,7 @@ def cmd_refit(args) -> int:
     from detectors.derive import build_derived_tables
 
     settings = _settings(args)
-    con = connect(settings.db_path)
+    con = _open(settings.db_path)
     build_derived_tables(con)  # train on the features of everything loaded so far
     until = default_train_until(con)
     report = refit(con, settings.anomaly, train_until=until)
@@ -293,7 +309,7 @@ def cmd_findings(args) -> int:
     import json
 
     settings = _settings(args)
-    con = connect(settings.db_path, read_only=True)
+    con = _open(settings.db_path, read_only=True)
     filters, params = ["true"], []
     for column, value in (
         ("severity", args.severity),
@@ -355,7 +371,7 @@ def cmd_evaluate(args) -> int:
     )
 
     settings = _settings(args)
-    con = connect(settings.db_path, read_only=True)
+    con = _open(settings.db_path, read_only=True)
     rules = evaluate(con, Path(args.labels), settings)
     has_scores = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'task_anomaly_scores'"
@@ -383,7 +399,7 @@ def _published(settings):
         raise FileNotFoundError(
             f"no published analyst database at {path}: run `chainwatch run` (or the Dagster job) first"
         )
-    return connect(path, read_only=True)
+    return _open(path, read_only=True)
 
 
 def cmd_show(args) -> int:
@@ -452,7 +468,7 @@ def cmd_triage(args) -> int:
     from detectors.published import publish_with_settings
 
     settings = _settings(args)
-    con = connect(settings.db_path)
+    con = _open(settings.db_path)
     if not set_triage(con, args.finding_id, args.status, args.note):
         print(f"chainwatch: error: no finding {args.finding_id!r}", file=sys.stderr)
         return EXIT_USAGE
@@ -472,7 +488,7 @@ def cmd_recommend(args) -> int:
     import json
 
     settings = _settings(args)
-    con = connect(settings.db_path, read_only=True)
+    con = _open(settings.db_path, read_only=True)
     tables = {
         r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
     }
@@ -533,7 +549,7 @@ def cmd_report(args) -> int:
 
 def cmd_catalog_report(args) -> int:
     settings = _settings(args)
-    con = connect(settings.db_path, read_only=True)
+    con = _open(settings.db_path, read_only=True)
     rows = catalog_report(con, args.limit)
     print("tools no catalog entry maps, busiest first (add them to your catalog):")
     print(_table(["tool", "system", "classified_by", "guessed_class", "actions"], rows))
@@ -695,6 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WarehouseError as exc:
         print(f"chainwatch: error: {exc}", file=sys.stderr)
         return EXIT_WAREHOUSE
+    finally:
+        _close_all()
 
 
 if __name__ == "__main__":

@@ -203,3 +203,98 @@ def test_a_bad_since_is_a_usage_error_without_traceback(tmp_path: Path, capsys):
         and "not an ISO 8601 time: 'last tuesday'" in err
         and "Traceback" not in err
     )
+
+
+# --- analyst commands ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ran(tmp_path: Path, capsys) -> str:
+    """A warehouse and its analyst database after `chainwatch run` on one sample day."""
+    from tests.conftest import sample_landing
+
+    landing = sample_landing(tmp_path / "landing", days=("2026-11-01",))
+    db = str(tmp_path / "wh" / "w.duckdb")
+    assert main(["run", "--landing", str(landing), "--db", db]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"analyst database (read-only snapshot of this run): {tmp_path / 'wh'}" in out
+    assert "no anomaly model existed: ran chainwatch_refit" in out
+    return db
+
+
+@pytest.mark.slow
+def test_show_prints_a_tasks_timeline_with_evidence_and_after_end_marks(ran: str, capsys):
+    import duckdb
+
+    con = duckdb.connect(str(Path(ran).parent / "chainwatch_published.duckdb"), read_only=True)
+    task_id = con.execute(
+        """SELECT task_id FROM findings WHERE rule_id = 'credential_used_after_task'
+           ORDER BY finding_id LIMIT 1"""
+    ).fetchone()[0]
+    con.close()
+    assert main(["show", task_id, "--db", ran]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith(f"task {task_id}")
+    assert "credential_used_after_task" in out  # its findings
+    assert re.search(r"^\*!\s", out, re.M)  # evidence after the task ended is marked
+    assert main(["show", "no-such-task'; DROP TABLE tasks; --", "--db", ran]) == EXIT_USAGE
+    assert "no task" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_triage_persists_across_a_rerun_and_is_republished(ran: str, tmp_path: Path, capsys):
+    import duckdb
+
+    published = Path(ran).parent / "chainwatch_published.duckdb"
+    con = duckdb.connect(str(published), read_only=True)
+    finding_id = con.execute("SELECT finding_id FROM findings_open LIMIT 1").fetchone()[0]
+    con.close()
+    code = main(
+        ["triage", finding_id, "--status", "in_progress", "--note", "paged owner", "--db", ran]
+    )
+    assert code == EXIT_OK
+    assert "republished" in capsys.readouterr().out
+    con = duckdb.connect(str(published), read_only=True)
+    assert con.execute(
+        "SELECT status, triage_note FROM findings WHERE finding_id = ?", [finding_id]
+    ).fetchone() == ("in_progress", "paged owner")
+    con.close()
+    assert main(["run", "--landing", str(tmp_path / "landing"), "--db", ran]) == EXIT_OK
+    con = duckdb.connect(str(published), read_only=True)
+    assert con.execute(
+        "SELECT status, triage_note FROM findings WHERE finding_id = ?", [finding_id]
+    ).fetchone() == ("in_progress", "paged owner")
+    con.close()
+    capsys.readouterr()
+    assert main(["triage", "f_nope", "--status", "resolved", "--db", ran]) == EXIT_USAGE
+    assert "no finding 'f_nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_recommend_lists_per_agent_and_filters(ran: str, capsys):
+    import json
+
+    assert main(["recommend", "--db", ran, "--category", "ttl", "--format", "json"]) == EXIT_OK
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows and {r["category"] for r in rows} == {"ttl"}
+    agent = rows[0]["agent_id"]
+    assert main(["recommend", "--db", ran, "--agent", agent]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert agent in out and "recommendation(s)" in out
+
+
+def test_analyst_commands_explain_a_missing_snapshot(tmp_path: Path, capsys):
+    db = str(tmp_path / "w.duckdb")
+    for argv in (["show", "t1"], ["report"], ["investigate", "f_1"]):
+        assert main([*argv, "--db", db]) == EXIT_USAGE
+        assert "no published analyst database" in capsys.readouterr().err
+
+
+def test_every_command_has_help():
+    from chainwatch.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse has no API
+    for name, sub in commands.items():
+        assert sub.format_help().startswith(f"usage: chainwatch {name}")
+    assert {"show", "triage", "recommend", "investigate", "report", "refit"} <= set(commands)
