@@ -7,7 +7,8 @@ DB ?= data/warehouse/chainwatch.duckdb
 LANDING ?= data/landing
 SAMPLE_ARGS := --seed 11 --agents 16 --days 2 --actions 3000 --start 2026-11-01
 
-.PHONY: venv demo test lint fmt dev sample clean
+.PHONY: venv demo test bench lint fmt dev sample clean
+SIZES ?= 1000000
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ demo: venv
 ## test: the whole suite, slow tests included (as CI runs it)
 test: venv
 	$(BIN)/python -m pytest -q
+
+## bench: end-to-end speed and memory against the parse floor (sizes: make bench SIZES="1000000 10000000")
+bench: venv
+	$(BIN)/python -m benchmarks.pipeline $(foreach n,$(SIZES),--actions $(n))
 
 lint: venv
 	$(BIN)/ruff check .

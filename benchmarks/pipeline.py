@@ -1,0 +1,274 @@
+"""End-to-end benchmark: simulate N agent actions, run every stage the job runs, and compare with
+the parse floor (DuckDB only reading the same files).
+
+    .venv/bin/python -m benchmarks.pipeline --actions 1000000 [--actions 10000000 ...] [--keep DIR]
+
+Stages call the same functions the Dagster assets call, in the job's order, on one warehouse
+file: ingest (parse, redact, hash, link, tasks) -> credential_lifecycles -> task_sequences ->
+task_features -> recommendations -> rules -> models (refit, then score + flag, which is what a
+daily run does) -> publish (task risk, Parquet, OCSF, analyst database). Each stage's wall time,
+events per second and peak RSS (sampled from /proc every 20 ms) are printed as a markdown table
+and appended to benchmarks/RESULTS.md with the machine's cores, memory and package versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import duckdb
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SOURCES = ("otlp", "vault", "cloudtrail", "native")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class _PeakRss:
+    """Peak resident memory of this process while the block runs (sampled every 20 ms)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self.peak = _rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    peak_rss: int
+    rows: int | None = None
+
+
+@dataclass
+class BenchResult:
+    actions: int
+    input_bytes: int
+    records: int
+    stages: list[Stage] = field(default_factory=list)
+    floor_seconds: float = 0.0
+    simulate_seconds: float = 0.0
+
+    @property
+    def pipeline_seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    @property
+    def peak_rss(self) -> int:
+        return max(s.peak_rss for s in self.stages)
+
+
+@contextmanager
+def _stage(result: BenchResult, name: str):
+    holder: dict = {}
+    with _PeakRss() as rss:
+        started = time.perf_counter()
+        yield holder
+        elapsed = time.perf_counter() - started
+    result.stages.append(Stage(name, elapsed, rss.peak, holder.get("rows")))
+    print(f"  {name:22s} {elapsed:8.2f} s  peak RSS {rss.peak / 2**30:5.2f} GiB", flush=True)
+
+
+def input_files(logs: Path) -> list[Path]:
+    return sorted(p for s in SOURCES for p in (logs / s).glob("*") if p.is_file())
+
+
+def parse_floor(files: list[Path]) -> tuple[float, int]:
+    """DuckDB only reading the same files: a count over read_json (JSON lines and the CloudTrail
+    Records documents). Returns (seconds, records)."""
+    con = duckdb.connect()
+    lines = [str(p) for p in files if "cloudtrail" not in p.parent.name]
+    documents = [str(p) for p in files if "cloudtrail" in p.parent.name]
+    started = time.perf_counter()
+    total = 0
+    if lines:
+        total += con.execute(
+            "SELECT count(*) FROM read_json(?, format = 'newline_delimited', records = false, "
+            "columns = {'json': 'JSON'}, maximum_object_size = 268435456)",
+            [lines],
+        ).fetchone()[0]
+    if documents:
+        total += con.execute(
+            "SELECT sum(len(Records)) FROM read_json(?, format = 'auto', "
+            "columns = {'Records': 'JSON[]'}, maximum_object_size = 1073741824)",
+            [documents],
+        ).fetchone()[0]
+    elapsed = time.perf_counter() - started
+    con.close()
+    return elapsed, int(total)
+
+
+def run_pipeline(logs: Path, db: Path, result: BenchResult) -> None:
+    """Every stage of the job, through the functions its assets call."""
+    from detectors.anomaly import default_train_until, refit, score_tasks
+    from detectors.derive import (
+        build_credential_lifecycles,
+        build_task_features,
+        build_task_sequences,
+    )
+    from detectors.detect import flag_anomalies, rank_findings
+    from detectors.ingest.pipeline import ingest_paths
+    from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
+    from detectors.published import publish_with_settings
+    from detectors.recommend import build_recommendations
+    from detectors.rules.engine import RULES_DIR, detect, load_rules
+    from detectors.settings import load_settings
+    from detectors.warehouse import connect
+
+    settings = load_settings(db_path=db)
+    con = connect(db)
+    steps: list[tuple[str, Callable[[], int | None]]] = [
+        ("ingest", lambda: ingest_paths(con, input_files(logs), settings).total("records")),
+        ("credential_lifecycles", lambda: build_credential_lifecycles(con)),
+        ("task_sequences", lambda: build_task_sequences(con)),
+        ("task_features", lambda: build_task_features(con)),
+        ("recommendations", lambda: build_recommendations(con)),
+        ("rules", lambda: sum(detect(con, load_rules(RULES_DIR)).values())),
+        (
+            "models_refit",
+            lambda: len(refit(con, settings.anomaly, train_until=default_train_until(con)).trained),
+        ),
+        ("models_score", lambda: score_tasks(con) + flag_anomalies(con, settings.anomaly)),
+        (
+            "publish",
+            lambda: (
+                rank_findings(con),
+                len(export_findings_parquet(con, settings.findings_path / "parquet")),
+                export_findings_ocsf(
+                    con,
+                    settings.findings_path / "findings.ocsf.jsonl",
+                    product_version=product_version(),
+                ),
+                publish_with_settings(con, settings),
+            )[2],
+        ),
+    ]
+    for name, step in steps:
+        with _stage(result, name) as holder:
+            holder["rows"] = step()
+    con.close()
+
+
+def bench(actions: int, workdir: Path, seed: int = 42) -> BenchResult:
+    from detectors.simulate import simulate
+
+    agents = max(40, min(2000, actions // 5000))
+    days = max(2, min(30, actions // 300_000))
+    logs = workdir / "logs"
+    print(f"simulating {actions:,} actions ({agents} agents, {days} days) into {logs}", flush=True)
+    started = time.perf_counter()
+    simulate(logs, seed=seed, agents=agents, days=days, actions=actions)
+    simulate_seconds = time.perf_counter() - started
+    files = input_files(logs)
+    result = BenchResult(actions, sum(p.stat().st_size for p in files), 0)
+    result.simulate_seconds = simulate_seconds
+    result.floor_seconds, result.records = parse_floor(files)
+    print(
+        f"  parse floor: {result.records:,} records, {result.input_bytes / 2**20:,.0f} MiB "
+        f"in {result.floor_seconds:.2f} s",
+        flush=True,
+    )
+    run_pipeline(logs, workdir / "wh" / "chainwatch.duckdb", result)
+    return result
+
+
+def markdown(result: BenchResult) -> str:
+    """The result as a markdown section."""
+    total = result.pipeline_seconds
+    lines = [
+        f"### {result.actions:,} actions ({result.records:,} JSON lines / CloudTrail records, "
+        f"{result.input_bytes / 2**20:,.0f} MiB)",
+        "",
+        "| stage | seconds | actions / s | peak RSS (GiB) | rows |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for s in result.stages:
+        lines.append(
+            f"| {s.name} | {s.seconds:.2f} | {result.actions / s.seconds:,.0f} | "
+            f"{s.peak_rss / 2**30:.2f} | {'' if s.rows is None else f'{s.rows:,}'} |"
+        )
+    lines += [
+        f"| **end to end** | **{total:.2f}** | **{result.actions / total:,.0f}** | "
+        f"**{result.peak_rss / 2**30:.2f}** | |",
+        f"| parse floor (DuckDB read_json count) | {result.floor_seconds:.2f} | "
+        f"{result.actions / result.floor_seconds:,.0f} | | |",
+        "",
+        f"End to end / parse floor: **{total / result.floor_seconds:.1f}×** (target ≤ 3×). "
+        f"Simulating the input took {result.simulate_seconds:.0f} s (not counted).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    packages = ", ".join(
+        f"{p} {version(p)}" for p in ("duckdb", "polars", "pyarrow", "scikit-learn", "dagster")
+    )
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · {mem:.0f} GiB · "
+        f"Python {platform.python_version()} · {packages}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--actions", type=int, action="append", help="size(s) to run")
+    parser.add_argument("--keep", type=Path, help="keep the data in this folder")
+    parser.add_argument("--no-results", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args(argv)
+    sizes = args.actions or [1_000_000]
+    sections = [f"## Run of {machine()}", ""]
+    for n in sizes:
+        work = args.keep / str(n) if args.keep else Path(tempfile.mkdtemp(prefix="cw-bench-"))
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            result = bench(n, work)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        section = markdown(result)
+        print(section, flush=True)
+        sections.append(section)
+    print(f"process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+    if not args.no_results:
+        with RESULTS.open("a", encoding="utf-8") as out:
+            out.write("\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The benchmark harness runs end to end on a few thousand actions, so it never rots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.pipeline import bench, markdown, parse_floor
+
+
+def test_bench_smoke_runs_every_stage_and_reports(tmp_path: Path):
+    result = bench(3000, tmp_path)
+    names = [s.name for s in result.stages]
+    assert names == [
+        "ingest",
+        "credential_lifecycles",
+        "task_sequences",
+        "task_features",
+        "recommendations",
+        "rules",
+        "models_refit",
+        "models_score",
+        "publish",
+    ]
+    assert all(s.seconds > 0 and s.peak_rss > 0 for s in result.stages)
+    assert result.records > 0 and result.floor_seconds > 0 and result.input_bytes > 0
+    assert (tmp_path / "wh" / "chainwatch_published.duckdb").exists()
+    text = markdown(result)
+    assert "| **end to end** |" in text and "parse floor" in text and "×" in text
+
+
+def test_parse_floor_counts_lines_and_cloudtrail_records(tmp_path: Path):
+    (tmp_path / "otlp").mkdir()
+    (tmp_path / "cloudtrail").mkdir()
+    (tmp_path / "otlp" / "a.jsonl").write_text('{"a": 1}\n{"b": 2}\n')
+    (tmp_path / "cloudtrail" / "c.json").write_text('{"Records": [{"x": 1}, {"x": 2}, {"x": 3}]}')
+    seconds, records = parse_floor(
+        [tmp_path / "otlp" / "a.jsonl", tmp_path / "cloudtrail" / "c.json"]
+    )
+    assert records == 5 and seconds >= 0
