@@ -542,8 +542,11 @@ def cmd_report(args) -> int:
             f"no published analyst database at {settings.published_path}: run `chainwatch run` first"
         )
     out = Path(args.out) if args.out else settings.published_path.parent / "report.html"
-    write_report(settings.published_path, out)
-    print(f"report: {out}")
+    summary = write_report(settings.published_path, out)
+    print(
+        f"report: {summary.path} ({summary.open_findings} open of {summary.findings} findings, "
+        f"{summary.agents} agents, snapshot {summary.published_at})"
+    )
     return EXIT_OK
 
 
