@@ -25,6 +25,8 @@ demo: venv
 	mkdir -p $(LANDING)
 	cp -r $$(find data/samples -mindepth 1 -maxdepth 1 -type d) $(LANDING)/
 	$(BIN)/chainwatch run --landing $(LANDING) --db $(DB)
+	$(BIN)/chainwatch report --db $(DB)
+	$(BIN)/chainwatch investigate --top --db $(DB) --out $(dir $(DB))investigations
 
 ## test: the whole suite, slow tests included (as CI runs it)
 test: venv

@@ -522,13 +522,27 @@ def cmd_investigate(args) -> int:
         raise FileNotFoundError(
             f"no published analyst database at {settings.published_path}: run `chainwatch run` first"
         )
+    ident = args.id
+    if args.top:
+        row = (
+            _published(settings).execute("SELECT finding_id FROM findings_open LIMIT 1").fetchone()
+        )
+        if row is None:
+            print("no open finding to investigate")
+            return EXIT_OK
+        ident = row[0]
+    elif ident is None:
+        print("chainwatch: error: give a finding id (or --task TASK_ID, or --top)", file=sys.stderr)
+        return EXIT_USAGE
     result = run_investigation(
         settings.published_path,
         Path(args.out),
-        finding_id=None if args.task else args.id,
-        task_id=args.id if args.task else None,
+        finding_id=None if args.task else ident,
+        task_id=ident if args.task else None,
     )
-    print(f"executed notebook: {result.notebook}")
+    print(
+        f"executed notebook: {result.notebook} ({result.figures} figure(s), {result.elapsed_s:.1f} s)"
+    )
     print(f"HTML: {result.html}")
     return EXIT_OK
 
@@ -674,8 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
         "investigate",
         help="run the investigation notebook for a finding (or a task) and write it as .ipynb and HTML",
     )
-    p.add_argument("id", help="a finding id (or a task id with --task)")
+    p.add_argument("id", nargs="?", help="a finding id (or a task id with --task)")
     p.add_argument("--task", action="store_true", help="ID is a task id")
+    p.add_argument("--top", action="store_true", help="the most urgent open finding")
     p.add_argument("--out", default="investigations", help="output folder (default investigations)")
     _add_common(p)
     p.set_defaults(func=cmd_investigate)
@@ -714,6 +729,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WarehouseError as exc:
         print(f"chainwatch: error: {exc}", file=sys.stderr)
         return EXIT_WAREHOUSE
+    except Exception as exc:
+        from detectors.investigate import InvestigationError
+
+        if isinstance(exc, InvestigationError | ValueError):
+            print(f"chainwatch: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
     finally:
         _close_all()
 
