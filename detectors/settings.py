@@ -92,6 +92,8 @@ class Settings:
     # Longest input line (or whole-document file) parsed; longer ones are rejected.
     max_record_bytes: int = 8 * 1024 * 1024
     max_document_bytes: int = 512 * 1024 * 1024
+    # Files of one format are parsed together up to this many bytes per batch (memory bound).
+    ingest_batch_bytes: int = 256 * 1024 * 1024
     # How much of a rejected record's (redacted) text is kept in rejected_events.raw_text.
     reject_text_chars: int = 2048
     # How much of a tool call's (redacted) arguments is kept in agent_actions.args.

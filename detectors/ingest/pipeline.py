@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -167,14 +167,32 @@ def ingest_paths(
 
     sizes = {f[0]: _size(f[0]) for files in batches.values() for f in files}
     total, done = sum(sizes.values()), 0
-    for file_fmt, files in batches.items():
-        if progress:
-            progress(f"parsing {len(files)} {file_fmt} file(s)", done, total)
-        report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings, link))
-        done += sum(sizes[f[0]] for f in files)
-        if progress:
-            progress(f"parsed {len(files)} {file_fmt} file(s)", done, total)
+    for file_fmt, all_files in batches.items():
+        for files in _bounded(all_files, sizes, settings.ingest_batch_bytes):
+            if progress:
+                progress(f"parsing {len(files)} {file_fmt} file(s)", done, total)
+            report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings, link))
+            done += sum(sizes[f[0]] for f in files)
+            if progress:
+                progress(f"parsed {len(files)} {file_fmt} file(s)", done, total)
     return report
+
+
+def _bounded(files: list, sizes: dict[Path, int], limit: int) -> Iterator[list]:
+    """Consecutive groups of files of at most ``limit`` bytes together (a bigger file alone), so
+    a batch's intermediate tables stay a bounded size however much is ingested at once. Batches
+    are independent, like files landing on different days."""
+    group: list = []
+    group_bytes = 0
+    for item in files:
+        size = sizes[item[0]]
+        if group and group_bytes + size > limit:
+            yield group
+            group, group_bytes = [], 0
+        group.append(item)
+        group_bytes += size
+    if group:
+        yield group
 
 
 def _size(path: Path) -> int:

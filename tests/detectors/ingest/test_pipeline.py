@@ -250,3 +250,34 @@ def test_a_warehouse_from_before_bytes_out_is_upgraded_when_opened(settings, tmp
         assert conservation_violations(con) == []
     finally:
         con.close()
+
+
+def test_bounded_batches_load_the_same_as_one_batch(tmp_path: Path):
+    """Files parsed in many small batches (the memory bound) give the same tables and counts."""
+    from detectors.ingest.pipeline import ingest_paths
+    from detectors.settings import load_settings
+    from detectors.warehouse import connect
+    from tests.conftest import TEST_KEY, sample_landing
+
+    landing = sample_landing(tmp_path / "landing")
+    results = []
+    for name, batch_bytes in (("one", 1 << 40), ("many", 1)):
+        settings = load_settings(
+            db_path=tmp_path / name / "w.duckdb", hash_key=TEST_KEY, ingest_batch_bytes=batch_bytes
+        )
+        con = connect(settings.db_path)
+        report = ingest_paths(con, [landing], settings)
+        tables = con.execute(
+            """SELECT (SELECT count(*) FROM agent_actions), (SELECT count(*) FROM credential_events),
+                      (SELECT count(*) FROM tasks), (SELECT count(*) FROM rejected_events),
+                      (SELECT sum(hash(event_id, task_id, credential_id)) FROM agent_actions),
+                      (SELECT sum(hash(task_id, agent_id, started_at, ended_at, status)) FROM tasks)"""
+        ).fetchone()
+        batches = con.execute("SELECT count(DISTINCT started_at) FROM ingest_files").fetchone()[0]
+        results.append(
+            (report.total("records"), report.total("loaded"), report.total("duplicates"), tables)
+        )
+        con.close()
+        if name == "many":
+            assert batches == 8  # every file its own batch
+    assert results[0] == results[1]
