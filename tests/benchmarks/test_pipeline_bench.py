@@ -37,3 +37,13 @@ def test_parse_floor_counts_lines_and_cloudtrail_records(tmp_path: Path):
         [tmp_path / "otlp" / "a.jsonl", tmp_path / "cloudtrail" / "c.json"]
     )
     assert records == 5 and seconds >= 0
+
+
+def test_incremental_daily_run_ingests_only_the_new_day(tmp_path: Path):
+    from benchmarks.pipeline import incremental
+
+    result = incremental(2, 1500, tmp_path)
+    names = [s.name for s in result.stages]
+    assert "models_refit" not in names and names[0] == "ingest" and names[-1] == "publish"
+    ingest = result.stages[0]
+    assert 0 < ingest.rows < 3 * 1500  # one day's records, not the history's
