@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from detectors.catalog import CatalogError, catalog_report, load_catalog
 from detectors.evaluate import EvaluationError
 from detectors.ingest.formats import FORMATS
 from detectors.ingest.pipeline import IngestError, ingest_paths
+from detectors.locking import warehouse_lock
 from detectors.rules.engine import RuleError
 from detectors.settings import SettingsError, load_settings
 from detectors.warehouse import WarehouseError, connect, table_counts
@@ -47,11 +49,15 @@ def _add_common(parser: argparse.ArgumentParser, catalog: bool = False) -> None:
 
 
 _OPENED: list = []
+_LOCKS = ExitStack()
 
 
 def _open(path, *, read_only: bool = False):
     """A warehouse connection that :func:`main` closes when the command ends (so the next command
-    in the same process may open the file with another configuration)."""
+    in the same process may open the file with another configuration). A writing command holds
+    the warehouse's run lock until then: it refuses to start while a run holds it."""
+    if not read_only:
+        _LOCKS.enter_context(warehouse_lock(path))
     con = connect(path, read_only=read_only)
     _OPENED.append(con)
     return con
@@ -60,6 +66,7 @@ def _open(path, *, read_only: bool = False):
 def _close_all() -> None:
     while _OPENED:
         _OPENED.pop().close()
+    _LOCKS.close()
 
 
 def _settings(args):
@@ -153,6 +160,7 @@ def cmd_run(args) -> int:
         log_level="INFO" if args.verbose else "WARNING",
         refit=args.refit,
         progress=sys.stderr.isatty() and not args.verbose,
+        wait_s=args.wait,
     )
     if not outcome.days:
         print(f"no files in landing folder {args.landing}")
@@ -627,6 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="refit the anomaly models after the ingest: auto = only if none exists yet "
         "(default); otherwise the weekly schedule or `chainwatch refit` does it",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait for another run on the same warehouse to end (default: refuse at once)",
     )
     _add_common(p, catalog=True)
     p.set_defaults(func=cmd_run)

@@ -10,6 +10,7 @@ from typing import Literal
 from dagster import DagsterInstance
 
 from detectors.ingest.pipeline import file_day, landing_files
+from detectors.locking import warehouse_lock
 from detectors.warehouse import connect
 from pipelines.definitions import build_definitions
 from pipelines.jobs import INGEST_JOB_NAME, REFIT_JOB_NAME, SCORE_JOB_NAME
@@ -38,12 +39,15 @@ def run_landing(
     log_level: str = "WARNING",
     refit: RefitMode = "never",
     progress: bool = False,
+    wait_s: float = 0.0,
 ) -> RunOutcome:
     """Execute the Dagster ingest job for every day with files in ``landing_dir`` (one run).
 
     ``refit``: ``never`` leaves the models to their schedule; ``always`` refits after the ingest
     and rescores the days (the score job); ``auto`` does so only when no model exists yet (a first
-    run: otherwise nothing could be scored).
+    run: otherwise nothing could be scored). ``progress`` draws a bar of each job's steps on
+    stderr. One run per warehouse at a time: a second waits up to ``wait_s`` seconds for the
+    first, then raises ``WarehouseBusy`` (detectors/locking.py).
     """
     landing = Path(landing_dir)
     if not landing.is_dir():
@@ -61,7 +65,7 @@ def run_landing(
         "dagster/asset_partition_range_start": days[0].isoformat(),
         "dagster/asset_partition_range_end": days[-1].isoformat(),
     }
-    with DagsterInstance.ephemeral() as instance:
+    with warehouse_lock(db_path, wait_s=wait_s), DagsterInstance.ephemeral() as instance:
         result = _execute(defs, INGEST_JOB_NAME, instance, partition_range, log_level, progress)
         outcome = RunOutcome(result.success, days, _failed_checks(result), result.run_id)
         if result.success and (refit == "always" or (refit == "auto" and not _has_models(db_path))):
