@@ -54,6 +54,7 @@ import sklearn
 from sklearn.cluster import KMeans
 from sklearn.ensemble import IsolationForest
 
+from detectors.faults import crash_point
 from detectors.settings import PEER_METHODS, AnomalyParams
 from detectors.sqlfiles import run_sql
 
@@ -609,25 +610,33 @@ def train_models(
 def refit(
     con: duckdb.DuckDBPyConnection, params: AnomalyParams, *, train_until: datetime
 ) -> RefitReport:
-    """Reassign peer groups and retrain every group's models on the window before ``train_until``."""
-    groups = assign_peer_groups(
-        con,
-        params.peer_method,  # type: ignore[arg-type]
-        params.n_groups or None,
-        seed=params.seed,
-        role_pattern=params.role_pattern,
-    )
-    sizes: dict[str, int] = {}
-    for group in groups.values():
-        sizes[group] = sizes.get(group, 0) + 1
-    models = train_models(
-        con,
-        train_until=train_until,
-        window_days=params.window_days,
-        seed=params.seed,
-        min_tasks=params.min_tasks,
-        top_g=params.top_g,
-    )
+    """Reassign peer groups and retrain every group's models on the window before ``train_until``,
+    in one transaction: a refit that dies leaves the previous models whole."""
+    con.begin()
+    try:
+        groups = assign_peer_groups(
+            con,
+            params.peer_method,  # type: ignore[arg-type]
+            params.n_groups or None,
+            seed=params.seed,
+            role_pattern=params.role_pattern,
+        )
+        sizes: dict[str, int] = {}
+        for group in groups.values():
+            sizes[group] = sizes.get(group, 0) + 1
+        models = train_models(
+            con,
+            train_until=train_until,
+            window_days=params.window_days,
+            seed=params.seed,
+            min_tasks=params.min_tasks,
+            top_g=params.top_g,
+        )
+        crash_point("refit.in_transaction")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return RefitReport(dict(sorted(sizes.items())), models)
 
 

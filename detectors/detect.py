@@ -101,7 +101,13 @@ def rank_findings(con: duckdb.DuckDBPyConnection) -> int:
     """Rebuild ``task_risk`` and every finding's ``anomaly_percentile`` and ``priority``
     (sql/task_risk.sql); returns the rows of ``task_risk``."""
     run_sql(con, "anomaly_models")
-    run_sql(con, "task_risk", {"anomaly_rule": ANOMALY_RULE_ID})
+    con.begin()
+    try:
+        run_sql(con, "task_risk", {"anomaly_rule": ANOMALY_RULE_ID})
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return con.execute("SELECT count(*) FROM task_risk").fetchone()[0]
 
 

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 import yaml
 
+from detectors.faults import crash_point
 from detectors.sqlfiles import run_sql
 
 # Tables copied when the warehouse has them (derived and anomaly tables appear after their runs).
@@ -139,7 +140,8 @@ def publish_analyst_db(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.building")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+    # Runs hold the warehouse lock, so any other half-built file is a dead run's: remove it.
+    for leftover in dest.parent.glob(f".{dest.name}.*.building*"):
         leftover.unlink(missing_ok=True)
     published_at = datetime.now(UTC).replace(tzinfo=None)
     tables = sorted(_existing_tables(con) & set(PUBLISHED_TABLES))
@@ -194,6 +196,7 @@ def publish_analyst_db(
         raise
     _detach(con, home)
     _fsync(tmp)
+    crash_point("publish.before_swap")
     os.replace(tmp, dest)
     _fsync(dest.parent)
     return PublishReport(dest, counts, published_at, views)

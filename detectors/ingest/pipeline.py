@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from detectors.catalog import Catalog, load_catalog, register_catalog
+from detectors.faults import crash_point
 from detectors.ingest.formats import FORMATS, UnknownFormatError, detect_format
 from detectors.ingest.reader import UNIT_SCHEMA, UnreadableFileError, iter_units, read_head
 from detectors.settings import Settings
@@ -172,6 +173,7 @@ def ingest_paths(
             if progress:
                 progress(f"parsing {len(files)} {file_fmt} file(s)", done, total)
             report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings, link))
+            crash_point("ingest.after_batch")
             done += sum(sizes[f[0]] for f in files)
             if progress:
                 progress(f"parsed {len(files)} {file_fmt} file(s)", done, total)
@@ -351,6 +353,7 @@ def _ingest_batch(
             run_sql(con, "link_agent_actions")
             run_sql(con, "affected_tasks_batch")
             run_sql(con, "build_tasks", params)
+        crash_point("ingest.in_transaction")
         counts = con.execute(
             """SELECT source_file, count(*), count_if(fate = 'loaded'), count_if(fate = 'rejected'),
                       count_if(fate = 'duplicate')

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from detectors.faults import crash_point
 from detectors.sqlfiles import run_sql
 
 RULES_DIR = Path(__file__).resolve().parent
@@ -550,7 +551,14 @@ def merge_hits(
             "INSERT INTO suppressions VALUES (?, ?, ?)",
             [(s.rule, s.entity, s.reason) for s in active],
         )
-    run_sql(con, "merge_findings", {"now": now})
+    con.begin()  # findings change all at once or not at all
+    try:
+        run_sql(con, "merge_findings", {"now": now})
+        crash_point("detect.in_merge")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
 
 
 _HIT_TYPES = (
