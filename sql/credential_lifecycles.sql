@@ -1,12 +1,13 @@
 -- credential_lifecycles: one row per credential, from its events, the actions made with it and its
 -- task. "as_of" is the newest event time in the warehouse (not the wall clock), so reruns over the
--- same data give the same table.
+-- same data give the same table. Agent spans' ends count: a task's end may come from one, and as_of
+-- must not precede a task end the table uses.
 
 CREATE OR REPLACE TABLE credential_lifecycles AS
 WITH as_of AS (
     SELECT greatest(
         (SELECT max(ts) FROM agent_actions), (SELECT max(ts) FROM credential_events),
-        (SELECT max(ts) FROM task_events)) AS as_of
+        (SELECT max(ts) FROM task_events), (SELECT max(coalesce(end_ts, ts)) FROM agent_spans)) AS as_of
 ), issue AS (
     SELECT credential_id,
         arg_min(credential_kind, ts) AS credential_kind, arg_min(principal, ts) AS principal,
