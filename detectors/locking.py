@@ -32,8 +32,14 @@ def warehouse_lock(db_path: str | Path, *, wait_s: float = 0.0) -> Iterator[Path
     """Hold the warehouse's run lock; wait up to ``wait_s`` seconds for it, then raise
     :class:`WarehouseBusy`."""
     path = lock_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or unwritable folder: exit 3, not a traceback
+        raise WarehouseError(
+            f"cannot open warehouse {db_path}: cannot create its run lock {path}: "
+            f"{exc.strerror or exc}"
+        ) from exc
     deadline = time.monotonic() + wait_s
     try:
         while True:

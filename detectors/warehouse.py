@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import duckdb
@@ -32,16 +33,25 @@ def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 def connect(db_path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Connect to the warehouse file, creating it (and its folder) when writing."""
     path = Path(db_path)
+    created = not read_only and not path.exists()
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(path), read_only=read_only)
+        if read_only:
+            con.execute("SET TimeZone = 'UTC'")
+            return con
+        try:
+            return prepare(con)
+        except BaseException:
+            con.close()
+            raise
     except (duckdb.Error, OSError) as exc:
+        if created:  # half written (a full disk): left there, it would stop every later open
+            for leftover in (path, Path(f"{path}.wal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
         raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
-    if read_only:
-        con.execute("SET TimeZone = 'UTC'")
-        return con
-    return prepare(con)
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import duckdb
 from dagster import ConfigurableResource
@@ -30,7 +30,11 @@ class ChainwatchConfig(ConfigurableResource):
 def warehouse(resource: DuckDBResource) -> duckdb.DuckDBPyConnection:
     """A prepared (UTC, schema present) connection from the DuckDB resource."""
     with resource.get_connection() as con:
-        yield prepare(con)
+        try:
+            yield prepare(con)
+        except BaseException:
+            con.close()  # dagster_duckdb closes it only when the step succeeds
+            raise
 
 
 def default_resources(
@@ -41,7 +45,10 @@ def default_resources(
 ) -> dict:
     """Local resources; production differs only here (paths from the environment)."""
     db = db_path or os.environ.get("CHAINWATCH_DB") or str(DEFAULT_DB)
-    os.makedirs(os.path.dirname(os.path.abspath(db)), exist_ok=True)
+    # A folder that cannot be made (a read-only working folder) is reported by whoever opens the
+    # warehouse, naming it; importing the definitions must not fail on it.
+    with suppress(OSError):
+        os.makedirs(os.path.dirname(os.path.abspath(db)), exist_ok=True)
     return {
         "duckdb": DuckDBResource(database=db),
         "chainwatch": ChainwatchConfig(

@@ -66,6 +66,7 @@ def run_landing(
         "dagster/asset_partition_range_end": days[-1].isoformat(),
     }
     with warehouse_lock(db_path, wait_s=wait_s), DagsterInstance.ephemeral() as instance:
+        connect(db_path).close()  # a warehouse that cannot be written fails here, naming it
         result = _execute(defs, INGEST_JOB_NAME, instance, partition_range, log_level, progress)
         outcome = RunOutcome(result.success, days, _failed_checks(result), result.run_id)
         if result.success and (refit == "always" or (refit == "auto" and not _has_models(db_path))):

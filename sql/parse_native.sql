@@ -98,7 +98,7 @@ SELECT event_id, ts, agent_id, task_id, CASE WHEN task_id IS NOT NULL THEN 'nati
     try_cast(json_extract_string(r.annotations, '$.readOnlyHint') AS BOOLEAN),
     try_cast(json_extract_string(r.annotations, '$.destructiveHint') AS BOOLEAN),
     try_cast(json_extract_string(r.annotations, '$.openWorldHint') AS BOOLEAN),
-    coalesce(nullif(r.outcome, ''), 'ok'), nullif(r.error_type, ''), try_cast(r.duration_ms AS DOUBLE),
+    coalesce(nullif(r.outcome, ''), 'ok'), cw_redact(nullif(r.error_type, '')), try_cast(r.duration_ms AS DOUBLE),
     cw_hash(namespace, r.credential_ref ->> '$'), nullif(r.source_ip, ''),
     cw_redact(CASE WHEN r.arguments IS NULL OR json_type(r.arguments) = 'NULL' THEN NULL
                    WHEN json_type(r.arguments) = 'VARCHAR' AND json_valid(r.arguments ->> '$') THEN json((r.arguments ->> '$'))::VARCHAR

@@ -141,7 +141,7 @@ SELECT event_id, ts, agent_id, task_id, task_source, trace_id, span_id, parent_s
     try_cast(cw_attr_text(attrs, 'mcp.tool.annotations.destructiveHint') AS BOOLEAN),
     try_cast(cw_attr_text(attrs, 'mcp.tool.annotations.openWorldHint') AS BOOLEAN),
     outcome,
-    CASE WHEN outcome <> 'ok' THEN coalesce(cw_attr_text(attrs, 'error.type'), left(status.message, 200)) END,
+    CASE WHEN outcome <> 'ok' THEN coalesce(cw_redact(cw_attr_text(attrs, 'error.type')), left(cw_redact(status.message), 200)) END,
     date_diff('microsecond', ts, end_ts) / 1000.0,
     cw_hash('native', cw_attr_text(attrs, 'chainwatch.credential.id')),
     coalesce(cw_attr_text(attrs, 'client.address'), cw_attr_text(attrs, 'source.address')),

@@ -86,7 +86,7 @@ SELECT event_id, ts, agent_id, task_id, CASE WHEN task_id IS NOT NULL THEN 'vaul
               AND (q.mount_type IN ('kv', 'database', 'aws', 'gcp', 'azure', 'pki', 'transit', 'ssh', 'totp')
                    OR regexp_matches(path, '(?i)secret|creds|password|credential')) THEN 'high' END,
     NULL, NULL, NULL, NULL,
-    outcome, CASE WHEN outcome IN ('error', 'denied') THEN left(r.error, 200) END, NULL,
+    outcome, CASE WHEN outcome IN ('error', 'denied') THEN left(cw_redact(r.error), 200) END, NULL,
     token_id, q.remote_address, cw_redact(q.data::VARCHAR), NULL,
     'vault', source_file, source_offset, source_line, source_record
 FROM v_ok;

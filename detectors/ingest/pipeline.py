@@ -6,6 +6,7 @@ Python only streams bytes and runs the statements.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -85,7 +86,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
             found.extend(
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file()
+                if (p.is_file() or (p.is_symlink() and not p.exists()))  # broken: reported
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 and p.name.lower().endswith(_SUFFIXES)
             )
@@ -371,7 +372,8 @@ def _ingest_batch(
             reports.append(rep)
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT has rolled back already
+            con.execute("ROLLBACK")
         raise
     finally:
         _drop_batch_tables(con)

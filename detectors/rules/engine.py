@@ -76,6 +76,7 @@ PREDICATE_FIELDS = (
 )
 GROUP_FIELDS = {"task": "task_id", "agent": "agent_id", "credential": "credential_id"}
 _PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_RULE_ID = re.compile(r"[a-z][a-z0-9_]*")  # an identifier: ids name files, findings and globs
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 
 
@@ -141,6 +142,10 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
     for name in REQUIRED:
         if name not in meta or meta[name] in (None, "", []):
             raise RuleError(f"{path}: missing required field '{name}'")
+    if not isinstance(meta["id"], str) or not _RULE_ID.fullmatch(meta["id"]):
+        raise RuleError(
+            f"{path}: field 'id' must be an identifier ([a-z][a-z0-9_]*), got {meta['id']!r}"
+        )
     if meta["id"] != path.stem:
         raise RuleError(
             f"{path}: field 'id' must equal the file name ({path.stem!r}), got {meta['id']!r}"
