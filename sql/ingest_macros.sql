@@ -40,12 +40,22 @@ CREATE OR REPLACE TEMP MACRO cw_ts(s) AS coalesce(
     try_cast(try_cast(s AS TIMESTAMPTZ) AS TIMESTAMP),
     try_strptime(s, ['%b %d, %Y %I:%M:%S %p', '%b %d, %Y, %I:%M:%S %p']));
 
+-- A timestamp from epoch microseconds, NULL when DuckDB cannot represent it: make_timestamp does
+-- not check, and an unrepresentable value fails later, when it is printed or subtracted.
+CREATE OR REPLACE TEMP MACRO cw_epoch_us(us) AS CASE
+    WHEN us BETWEEN -9223372022400000000 AND 9223372036854775806 THEN try(make_timestamp(us::BIGINT))
+    END;
+
+-- A timestamp plus a lifetime in seconds; NULL when the lifetime or the sum is beyond what a
+-- timestamp can hold (a nonsense TTL must not stop the batch).
+CREATE OR REPLACE TEMP MACRO cw_plus_seconds(ts, s) AS try(ts + to_seconds(s));
+
 -- A timestamp from a JSON value: an ISO string, or epoch seconds / milliseconds as a number.
 CREATE OR REPLACE TEMP MACRO cw_ts_json(v) AS CASE
     WHEN json_type(v) = 'VARCHAR' THEN cw_ts(v ->> '$')
     WHEN json_type(v) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN
-        CASE WHEN abs(try_cast(v AS DOUBLE)) >= 1e11 THEN try(make_timestamp((try_cast(v AS DOUBLE) * 1000)::BIGINT))
-             ELSE try(make_timestamp((try_cast(v AS DOUBLE) * 1000000)::BIGINT)) END
+        CASE WHEN abs(try_cast(v AS DOUBLE)) >= 1e11 THEN cw_epoch_us(try_cast(v AS DOUBLE) * 1000)
+             ELSE cw_epoch_us(try_cast(v AS DOUBLE) * 1000000) END
     END;
 
 -- Why a timestamp field is unusable, or NULL when it is fine.

@@ -112,7 +112,7 @@ SELECT event_id, ts, 'issue',
     CASE WHEN nullif(regexp_extract(bound_pod, $k8s_pod_pattern, $k8s_task_group), '') IS NOT NULL THEN 'k8s_bound_pod' END,
     credential_id,
     cw_str_list(json_extract(r.requestObject, '$.spec.audiences')),
-    coalesce(ttl, date_diff('second', ts, expiry)), ts, coalesce(expiry, ts + to_seconds(ttl)),
+    coalesce(ttl, date_diff('second', ts, expiry)), ts, coalesce(expiry, cw_plus_seconds(ts, ttl)),
     r.sourceIPs[1], 'ok', NULL, NULL,
     'k8s', source_file, source_offset, source_line, source_record
 FROM issued;

@@ -115,7 +115,7 @@ SELECT event_id, ts, event, cw_hash(namespace, r.credential_ref ->> '$'),
     try_cast(nullif(r.ttl_s, '') AS BIGINT),
     coalesce(cw_ts_json(r.issued_at), CASE WHEN event = 'issue' THEN ts END),
     coalesce(cw_ts_json(r.expires_at),
-             CASE WHEN event IN ('issue', 'renew') THEN ts + to_seconds(try_cast(nullif(r.ttl_s, '') AS BIGINT)) END),
+             CASE WHEN event IN ('issue', 'renew') THEN cw_plus_seconds(ts, try_cast(nullif(r.ttl_s, '') AS BIGINT)) END),
     nullif(r.source_ip, ''), coalesce(nullif(r.outcome, ''), 'ok'), NULL, NULL,
     'native', source_file, source_offset, source_line, source_record
 FROM n_ok WHERE record_type = 'credential';

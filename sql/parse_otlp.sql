@@ -43,13 +43,50 @@ SELECT source_file, unit_line AS source_line, unit_offset AS source_offset,
         "attributes":[{"key":"VARCHAR","value":"JSON"}],"status":{"code":"VARCHAR","message":"VARCHAR"}}') END AS s
 FROM p1;
 
+-- A resourceSpans / scopeSpans entry that is not an object, or scopeSpans / spans that is not an
+-- array, hides its spans: each such part is one rejected record (numbered after the spans), never
+-- silently nothing. Absent or null parts hold no spans.
+CREATE OR REPLACE TEMP TABLE o_broken AS
+WITH r1 AS (
+    SELECT source_file, unit_line, unit_offset, j, unnest(rl) AS r, unnest(range(len(rl))) AS ri
+    FROM (SELECT *, json_transform(j -> 'resourceSpans', '["JSON"]') AS rl FROM o_docs WHERE rs IS NOT NULL)
+), s1 AS (
+    SELECT source_file, unit_line, unit_offset, j, ri, unnest(sl) AS s, unnest(range(len(sl))) AS si
+    FROM (SELECT *, json_transform(r -> 'scopeSpans', '["JSON"]') AS sl FROM r1
+          WHERE json_type(r) = 'OBJECT' AND json_type(r -> 'scopeSpans') = 'ARRAY')
+)
+SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || ']' AS part_path,
+       coalesce(r, 'null'::JSON) AS part, 'object' AS expected
+FROM r1 WHERE coalesce(json_type(r), 'NULL') <> 'OBJECT'
+UNION ALL
+SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || '].scopeSpans', r -> 'scopeSpans', 'array'
+FROM r1 WHERE json_type(r) = 'OBJECT' AND json_type(r -> 'scopeSpans') NOT IN ('ARRAY', 'NULL')
+UNION ALL
+SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || '].scopeSpans[' || si || ']',
+       coalesce(s, 'null'::JSON), 'object'
+FROM s1 WHERE coalesce(json_type(s), 'NULL') <> 'OBJECT'
+UNION ALL
+SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || '].scopeSpans[' || si || '].spans',
+       s -> 'spans', 'array'
+FROM s1 WHERE json_type(s) = 'OBJECT' AND json_type(s -> 'spans') NOT IN ('ARRAY', 'NULL');
+
+INSERT INTO p_records
+SELECT 'otlp', b.source_file, b.unit_line, b.unit_offset,
+    (coalesce(n.spans, 0) + row_number() OVER (PARTITION BY b.source_file, b.unit_line ORDER BY b.part_path) - 1)::INTEGER,
+    'reject:' || cw_keyed('reject:otlp', b.j::VARCHAR || '#' || b.part_path), 0,
+    'wrong type for ' || b.part_path || ': expected ' || b.expected || ', got ' || cw_json_kind(b.part),
+    left(cw_redact(left(b.part::VARCHAR, 65536)), $reject_text_chars), strlen(b.part::VARCHAR)
+FROM o_broken b
+LEFT JOIN (SELECT source_file, source_line, count(*) AS spans FROM o_raw GROUP BY ALL) n
+    ON n.source_file = b.source_file AND n.source_line = b.unit_line;
+
 CREATE OR REPLACE TEMP TABLE o_valid AS
 SELECT *,
     cw_otlp_id(s.traceId, 16) AS trace_id,
     cw_otlp_id(s.spanId, 8) AS span_id,
     cw_otlp_id(s.parentSpanId, 8) AS parent_span_id,
-    try(make_timestamp((try_cast(s.startTimeUnixNano ->> '$' AS HUGEINT) // 1000)::BIGINT)) AS ts,
-    try(make_timestamp((try_cast(s.endTimeUnixNano ->> '$' AS HUGEINT) // 1000)::BIGINT)) AS end_ts,
+    cw_epoch_us(try_cast(s.startTimeUnixNano ->> '$' AS HUGEINT) // 1000) AS ts,
+    cw_epoch_us(try_cast(s.endTimeUnixNano ->> '$' AS HUGEINT) // 1000) AS end_ts,
     CASE WHEN json_type(span) <> 'OBJECT' THEN 'span is not a JSON object (got ' || cw_json_kind(span) || ')'
          WHEN s.traceId IS NULL OR s.traceId = '' THEN 'missing required field traceId'
          WHEN cw_otlp_id(s.traceId, 16) IS NULL THEN 'invalid traceId: ' || left(s.traceId, 40)
@@ -142,7 +179,7 @@ SELECT event_id, ts, agent_id, task_id, task_source, trace_id, span_id, parent_s
     try_cast(cw_attr_text(attrs, 'mcp.tool.annotations.openWorldHint') AS BOOLEAN),
     outcome,
     CASE WHEN outcome <> 'ok' THEN coalesce(cw_redact(cw_attr_text(attrs, 'error.type')), left(cw_redact(status.message), 200)) END,
-    date_diff('microsecond', ts, end_ts) / 1000.0,
+    try(date_diff('microsecond', ts, end_ts)) / 1000.0,
     cw_hash('native', cw_attr_text(attrs, 'chainwatch.credential.id')),
     coalesce(cw_attr_text(attrs, 'client.address'), cw_attr_text(attrs, 'source.address')),
     cw_redact(CASE

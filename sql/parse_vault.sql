@@ -116,7 +116,7 @@ SELECT event_id, ts, 'issue', cw_hash('vault', r.response.auth.client_token), 'v
     CASE WHEN cw_first_key(r.response.auth.metadata, $vault_task_keys) IS NOT NULL THEN 'vault_metadata' END,
     CASE WHEN NOT auth_is_new_token THEN token_id END,
     cw_str_list(coalesce(r.response.auth.token_policies, r.response.auth.policies)),
-    ttl, issued, issued + to_seconds(ttl), q.remote_address, 'ok', NULL, NULL,
+    ttl, issued, cw_plus_seconds(issued, ttl), q.remote_address, 'ok', NULL, NULL,
     'vault', source_file, source_offset, source_line, source_record
 FROM issued;
 
@@ -139,7 +139,7 @@ WITH leases AS (
 SELECT event_id, ts, 'issue', cw_hash('vault', lease_id), 'vault_lease',
     regexp_replace(lease_id, '/[^/]*$', ''), agent_id, task_id,
     CASE WHEN task_id IS NOT NULL THEN 'vault_metadata' END, token_id,
-    [regexp_replace(lease_id, '/[^/]*$', '')], ttl, ts, ts + to_seconds(ttl), q.remote_address, 'ok', NULL, NULL,
+    [regexp_replace(lease_id, '/[^/]*$', '')], ttl, ts, cw_plus_seconds(ts, ttl), q.remote_address, 'ok', NULL, NULL,
     'vault', source_file, source_offset, source_line, source_record
 FROM with_ttl;
 
@@ -168,7 +168,7 @@ SELECT event_id, ts, event_type,
     CASE WHEN event_type = 'renew' THEN coalesce(try_cast(r.response.auth.ttl AS BIGINT),
         try_cast(r.response.auth.token_ttl AS BIGINT), try_cast(r.response.lease_duration AS BIGINT)) END,
     NULL,
-    CASE WHEN event_type = 'renew' THEN ts + to_seconds(coalesce(try_cast(r.response.auth.ttl AS BIGINT),
+    CASE WHEN event_type = 'renew' THEN cw_plus_seconds(ts, coalesce(try_cast(r.response.auth.ttl AS BIGINT),
         try_cast(r.response.auth.token_ttl AS BIGINT), try_cast(r.response.lease_duration AS BIGINT))) END,
     q.remote_address, 'ok',
     CASE WHEN target = 'accessor' THEN cw_hash('vault-accessor', json_extract_string(q.data, '$.accessor')) END,

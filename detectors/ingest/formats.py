@@ -36,8 +36,8 @@ def _first_record(head: FileHead) -> object | None:
     for raw in candidates:
         try:
             # Replace undecodable bytes: a record with one bad byte still shows its format.
-            value = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
+            value = json.loads(raw.decode("utf-8", "replace"), parse_int=str)
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for Python
             continue
         if isinstance(value, list):
             value = next((v for v in value if isinstance(v, dict)), None)

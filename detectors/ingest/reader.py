@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +66,16 @@ class FileHead:
 
 def _is_json(line: bytes) -> bool:
     try:
-        json.loads(line)
+        json.loads(line, parse_int=str)  # integers beyond Python's digit limit are still JSON
+    except RecursionError:  # nested too deeply for Python to tell: taken as one value
+        return True
     except ValueError:
         return False
     return True
+
+
+# A corrupt deflate stream raises zlib.error, which is not an OSError.
+_READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error)
 
 
 def _open(path: Path):
@@ -85,7 +92,7 @@ def read_head(path: Path, size: int = 1 << 20) -> FileHead:
         handle, compressed = _open(path)
         with handle:
             head = handle.read(size)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except _READ_ERRORS as exc:
         raise UnreadableFileError(f"{path}: cannot read file: {exc}") from exc
     return FileHead(path, compressed, head, head[:4] == PARQUET_MAGIC, complete=len(head) < size)
 
@@ -108,7 +115,7 @@ def iter_units(
                 yield from _document_unit(handle, source_file, max_document_bytes, keep_bytes)
             else:
                 yield from _line_units(handle, source_file, max_record_bytes, keep_bytes)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except _READ_ERRORS as exc:
         raise UnreadableFileError(f"{path}: cannot read file: {exc}") from exc
 
 
