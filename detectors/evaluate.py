@@ -620,41 +620,25 @@ def evaluate_anomalies(
     order = [s for s in _ANOMALY_ORDER if s in ruleless] + sorted(
         set(ruleless) - set(_ANOMALY_ORDER)
     )
-    results = []
-    for scenario in order:
-        positive = np.isin(task_ids, np.asarray(sorted(ruleless[scenario]), dtype=object))
-        results.append(
-            AnomalyScenarioResult(
-                scenario=scenario,
-                positives=int(positive.sum()),
-                scored=int((positive & scored).sum()),
-                signals={
-                    name: SignalResult(
-                        _auroc(values[name][positive], values[name][negative]),
-                        recall_at_fpr(values[name][positive], values[name][negative], fpr),
-                    )
-                    for name in ANOMALY_SIGNALS
-                },
-            )
+
+    def result(name: str, task_set: set[str]) -> AnomalyScenarioResult:
+        positive = np.isin(task_ids, np.asarray(sorted(task_set), dtype=object))
+        return AnomalyScenarioResult(
+            scenario=name,
+            positives=int(positive.sum()),
+            scored=int((positive & scored).sum()),
+            signals={
+                signal: SignalResult(
+                    _auroc(values[signal][positive], values[signal][negative]),
+                    recall_at_fpr(values[signal][positive], values[signal][negative], fpr),
+                )
+                for signal in ANOMALY_SIGNALS
+            },
         )
+
+    results = [result(scenario, ruleless[scenario]) for scenario in order]
     if len(results) > 1:
-        positive = np.isin(
-            task_ids, np.asarray(sorted(set().union(*ruleless.values())), dtype=object)
-        )
-        results.append(
-            AnomalyScenarioResult(
-                scenario="all rule-less scenarios",
-                positives=int(positive.sum()),
-                scored=int((positive & scored).sum()),
-                signals={
-                    name: SignalResult(
-                        _auroc(values[name][positive], values[name][negative]),
-                        recall_at_fpr(values[name][positive], values[name][negative], fpr),
-                    )
-                    for name in ANOMALY_SIGNALS
-                },
-            )
-        )
+        results.append(result("all rule-less scenarios", set().union(*ruleless.values())))
     return AnomalyEvaluation(tuple(results), int(negative.sum()), fpr, str(labels_path))
 
 
