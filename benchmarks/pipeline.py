@@ -31,6 +31,8 @@ from pathlib import Path
 
 import duckdb
 
+from detectors.warehouse import MEMORY_LIMIT_ENV
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SOURCES = ("otlp", "vault", "cloudtrail", "native")
 
@@ -272,9 +274,10 @@ def machine() -> str:
     packages = ", ".join(
         f"{p} {version(p)}" for p in ("duckdb", "polars", "pyarrow", "scikit-learn", "dagster")
     )
+    limit = os.environ.get(MEMORY_LIMIT_ENV) or "DuckDB default"
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · {mem:.0f} GiB · "
-        f"Python {platform.python_version()} · {packages}"
+        f"Python {platform.python_version()} · {packages} · memory_limit {limit}"
     )
 
 
@@ -291,7 +294,17 @@ def main(argv: list[str] | None = None) -> None:
         help="time the daily run after SHORT_DAYS and after LONG_DAYS of history instead",
     )
     parser.add_argument("--per-day", type=int, default=30_000, help="actions per day (incremental)")
+    parser.add_argument(
+        "--memory-limit",
+        default="3GB",
+        help="DuckDB memory limit of the warehouse connection ($CHAINWATCH_MEMORY_LIMIT; "
+        "'none' for DuckDB's default of 80%% of RAM)",
+    )
     args = parser.parse_args(argv)
+    if args.memory_limit.lower() == "none":
+        os.environ.pop(MEMORY_LIMIT_ENV, None)
+    else:
+        os.environ[MEMORY_LIMIT_ENV] = args.memory_limit
     if args.incremental:
         _incremental_main(args)
         return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -23,9 +25,35 @@ class WarehouseError(RuntimeError):
     """The warehouse file cannot be opened or written; the message names it."""
 
 
-def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Apply session settings (UTC) and create any missing table."""
+MEMORY_LIMIT_ENV = "CHAINWATCH_MEMORY_LIMIT"
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|[KMGT]i?B)", re.IGNORECASE)
+
+
+def apply_session_settings(con: duckdb.DuckDBPyConnection) -> None:
+    """UTC, and DuckDB's memory limit from $CHAINWATCH_MEMORY_LIMIT (e.g. ``3GB``) when set.
+
+    Without a limit DuckDB may cache up to 80 % of the machine's memory; with one it evicts and
+    spills to ``<warehouse>.tmp`` instead, which bounds the process on a shared machine.
+    """
     con.execute("SET TimeZone = 'UTC'")
+    limit = memory_limit()
+    if limit:
+        con.execute(f"SET memory_limit = '{limit}'")  # checked to be a plain size: SET binds nothing
+
+
+def memory_limit() -> str | None:
+    """The DuckDB memory limit asked for in $CHAINWATCH_MEMORY_LIMIT, checked to be a size."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if limit and not _MEMORY_SIZE.fullmatch(limit):
+        raise WarehouseError(
+            f"${MEMORY_LIMIT_ENV}={limit[:40]!r} is not a memory size such as 3GB or 512MiB"
+        )
+    return limit or None
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Apply session settings and create any missing table."""
+    apply_session_settings(con)
     run_sql(con, "schema")
     return con
 
@@ -33,13 +61,14 @@ def prepare(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 def connect(db_path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Connect to the warehouse file, creating it (and its folder) when writing."""
     path = Path(db_path)
+    memory_limit()  # a bad value fails before any file is made
     created = not read_only and not path.exists()
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(path), read_only=read_only)
         if read_only:
-            con.execute("SET TimeZone = 'UTC'")
+            apply_session_settings(con)
             return con
         try:
             return prepare(con)

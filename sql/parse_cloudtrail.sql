@@ -2,22 +2,28 @@
 -- STS issuance and IAM access keys become credential events; every record is an agent action;
 -- a record whose userIdentity.accessKeyId is known is also a use of that credential.
 
+-- A file's records: the elements of a Records document or a JSON array, else the value itself
+-- (a JSON line). A day's Records document can be large: listing it is one expression over the
+-- unfiltered units (a filter on the document made DuckDB hold several copies of it and run out of
+-- memory at 2 GB for a 75 MB file), and the list is stored before it is unnested.
+CREATE OR REPLACE TEMP TABLE ct_listed AS
+SELECT source_file, unit_line, unit_offset,
+       json_transform(CASE WHEN json_type(j) = 'ARRAY' THEN j WHEN json_type(j) = 'OBJECT' THEN j -> 'Records' END,
+                      '["JSON"]') AS recs
+FROM unit_json WHERE source_format = 'cloudtrail';
+
 CREATE OR REPLACE TEMP TABLE ct_records AS
-WITH shaped AS (
-    SELECT source_file, unit_line, unit_offset, j,
-           CASE WHEN json_type(j) = 'ARRAY' THEN j
-                WHEN json_type(j) = 'OBJECT' AND json_type(j -> 'Records') = 'ARRAY' THEN (j -> 'Records')
-           END AS arr
-    FROM unit_json WHERE source_format = 'cloudtrail'
-), listed AS (
-    SELECT source_file, unit_line, unit_offset, json_transform(arr, '["JSON"]') AS recs
-    FROM shaped WHERE arr IS NOT NULL
-)
-SELECT source_file, unit_line AS source_line, unit_offset AS source_offset, 0 AS source_record, j AS rec
-FROM shaped WHERE arr IS NULL
-UNION ALL
+SELECT u.source_file, u.unit_line AS source_line, u.unit_offset AS source_offset, 0 AS source_record, u.j AS rec
+FROM unit_json u JOIN ct_listed l USING (source_file, unit_line, unit_offset)
+WHERE l.recs IS NULL;
+
+DROP TABLE unit_json;
+
+INSERT INTO ct_records
 SELECT source_file, unit_line, unit_offset, unnest(range(len(recs)))::INTEGER, unnest(recs)
-FROM listed;
+FROM ct_listed WHERE recs IS NOT NULL;
+
+DROP TABLE ct_listed;
 
 CREATE OR REPLACE TEMP TABLE ct_typed AS
 SELECT source_file, source_line, source_offset, source_record, rec,

@@ -38,6 +38,7 @@ PARSE_SQL = {
     "native_parquet": "parse_native",
 }
 _DATE_IN_PATH = re.compile(r"(20\d\d)-?([01]\d)-?([0-3]\d)")
+DOCUMENT_WEIGHT = 8
 _SUFFIXES = (".json", ".jsonl", ".ndjson", ".log", ".csv", ".parquet", ".gz")
 
 
@@ -168,9 +169,14 @@ def ingest_paths(
         batches.setdefault(file_fmt, []).append((path, sha, document, head.compressed))
 
     sizes = {f[0]: _size(f[0]) for files in batches.values() for f in files}
+    # A whole-file document is parsed in one piece and needs several times its size, so it
+    # weighs more in a batch than the same bytes of JSON lines.
+    weights = {
+        f[0]: sizes[f[0]] * (DOCUMENT_WEIGHT if f[2] else 1) for fs in batches.values() for f in fs
+    }
     total, done = sum(sizes.values()), 0
     for file_fmt, all_files in batches.items():
-        for files in _bounded(all_files, sizes, settings.ingest_batch_bytes):
+        for files in _bounded(all_files, weights, settings.ingest_batch_bytes):
             if progress:
                 progress(f"parsing {len(files)} {file_fmt} file(s)", done, total)
             report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings, link))

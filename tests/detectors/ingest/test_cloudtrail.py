@@ -1639,3 +1639,33 @@ def test_failed_console_login_is_not_ok(ingest: Ingester):
         for a in ingest.rows("SELECT event_id, outcome FROM agent_actions")
     }
     assert got == {"ct:" + _eid(1): "ok", "ct:" + _eid(2): "denied"}
+
+
+# ---------------------------------------------------------------- memory
+
+
+def test_large_records_document_parses_within_a_small_memory_limit(ingest: Ingester):
+    """A day's Records document is listed once, then unnested: a 26 MB document parses in 512 MB
+    of DuckDB memory (the earlier one-statement listing ran out of memory even at 1.2 GB)."""
+    records = [
+        s3_call(
+            f"e-{i:06d}",
+            "2024-11-30T19:50:00Z",
+            "GetObject",
+            assumed_role("AgentRole", "planner@task-1", AGENT_KEY),
+            "reports",
+            f"q3/part-{i}.csv",
+        )
+        for i in range(24_000)
+    ]
+    path = ingest.tmp_path / "in" / "ct-day.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"Records": records}, indent=1))
+    assert path.stat().st_size > 24 * 2**20
+    ingest.con.execute("SET memory_limit = '512MB'")
+    try:
+        report = ingest.files(path)
+    finally:
+        ingest.con.execute("RESET memory_limit")
+    assert counts(report) == [(24_000, 24_000, 0, 0)]
+    assert ingest.one("SELECT count(DISTINCT source_record) FROM agent_actions") == 24_000

@@ -281,3 +281,39 @@ def test_bounded_batches_load_the_same_as_one_batch(tmp_path: Path):
         if name == "many":
             assert batches == 8  # every file its own batch
     assert results[0] == results[1]
+
+
+def test_whole_file_documents_weigh_more_in_a_batch(ingest: Ingester):
+    """JSON lines files share a batch up to the byte budget; whole-file documents (parsed in one
+    piece, needing several times their size) count DOCUMENT_WEIGHT times and go alone."""
+    from detectors.ingest.pipeline import DOCUMENT_WEIGHT
+    from tests.conftest import write_json
+
+    lines = [
+        write_lines(ingest.tmp_path / "in" / f"n{i}.jsonl", [dict(NATIVE_OK, event_id=f"n{i}")])
+        for i in range(2)
+    ]
+    record = {
+        "eventVersion": "1.08",
+        "eventTime": "2024-11-30T19:50:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "eventID": "x",
+    }
+    documents = [
+        write_json(
+            ingest.tmp_path / "in" / f"ct{i}.json", {"Records": [dict(record, eventID=f"c{i}")]}
+        )
+        for i in range(2)
+    ]
+    largest = max(p.stat().st_size for p in lines + documents)
+    budget = 2 * largest  # two of either kind fit by bytes, a weighted document does not
+    assert DOCUMENT_WEIGHT * min(p.stat().st_size for p in documents) > budget
+    report = ingest.files(*lines, *documents, ingest_batch_bytes=budget)
+    assert [f.loaded for f in report.files] == [1, 1, 1, 1]
+    batches = dict(
+        ingest.con.execute(
+            "SELECT source_format, count(DISTINCT started_at) FROM ingest_files GROUP BY ALL"
+        ).fetchall()
+    )
+    assert batches == {"native": 1, "cloudtrail": 2}
