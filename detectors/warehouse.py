@@ -38,7 +38,9 @@ def apply_session_settings(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
     limit = memory_limit()
     if limit:
-        con.execute(f"SET memory_limit = '{limit}'")  # checked to be a plain size: SET binds nothing
+        con.execute(
+            f"SET memory_limit = '{limit}'"
+        )  # checked to be a plain size: SET binds nothing
 
 
 def memory_limit() -> str | None:

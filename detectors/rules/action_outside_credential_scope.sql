@@ -16,7 +16,7 @@ WITH scoped AS (
     SELECT a.event_id, a.ts, a.agent_id, a.task_id, a.credential_id, a.tool, a.system, a.action_class,
         s.conv, s.credential_kind
     FROM agent_actions a
-    JOIN scoped s ON s.credential_id = a.credential_id AND len(s.rules) > 0
+    JOIN scoped s ON s.credential_id = a.credential_id AND array_length(s.rules) > 0
     WHERE a.task_id IS NOT NULL
       AND NOT coalesce(list_bool_or(list_transform(s.rules,
             r -> coalesce(a.system, '') GLOB r.sys AND (r.cls = '*' OR r.cls = a.action_class))), false)

@@ -8,13 +8,19 @@ WITH approvals AS (
 ), calls AS (
     SELECT event_id, ts, agent_id, task_id, credential_id, tool FROM agent_actions
     WHERE task_id IS NOT NULL AND list_contains($tool_sources, source_format)
+), latest_for_call AS (
+    -- The latest approval at or before each call: a join and arg_max rather than an ASOF JOIN, so
+    -- that the same SQL runs on Spark (ties broken by event id).
+    SELECT c.event_id, arg_max(ap.event_id, (ap.ts, ap.event_id)) AS approval_id
+    FROM calls c JOIN approvals ap ON ap.task_id = c.task_id AND c.ts >= ap.ts
+    GROUP BY c.event_id
 ), judged_calls AS (
     SELECT c.*, ap.event_id AS approval_id, ap.approved_scope, ap.approval_expires_at,
         ap.approved_scope IS NOT NULL AND NOT list_contains(ap.approved_scope, c.tool) AS out_of_scope,
         ap.approval_expires_at IS NOT NULL
             AND c.ts > ap.approval_expires_at + to_seconds(CAST($grace_s AS BIGINT)) AS after_expiry,
         false AS credential_use
-    FROM calls c ASOF JOIN approvals ap ON ap.task_id = c.task_id AND c.ts >= ap.ts
+    FROM calls c JOIN latest_for_call l ON l.event_id = c.event_id JOIN approvals ap ON ap.event_id = l.approval_id
 ), uses AS (
     SELECT credential_id, event_id, ts FROM credential_events WHERE event_type = 'use'
     UNION
@@ -23,10 +29,15 @@ WITH approvals AS (
     SELECT u.event_id, u.ts, cl.agent_id, cl.task_id, u.credential_id, NULL::VARCHAR AS tool
     FROM uses u JOIN credential_lifecycles cl ON cl.credential_id = u.credential_id
     WHERE cl.task_id IS NOT NULL
+), latest_for_use AS (
+    SELECT t.event_id, t.credential_id, arg_max(ap.event_id, (ap.ts, ap.event_id)) AS approval_id
+    FROM task_uses t JOIN approvals ap ON ap.task_id = t.task_id AND t.ts >= ap.ts
+    GROUP BY t.event_id, t.credential_id
 ), judged_uses AS (
     SELECT t.*, ap.event_id AS approval_id, ap.approved_scope, ap.approval_expires_at,
         false AS out_of_scope, true AS after_expiry, true AS credential_use
-    FROM task_uses t ASOF JOIN approvals ap ON ap.task_id = t.task_id AND t.ts >= ap.ts
+    FROM task_uses t JOIN latest_for_use l ON l.event_id = t.event_id AND l.credential_id = t.credential_id
+    JOIN approvals ap ON ap.event_id = l.approval_id
     WHERE ap.approval_expires_at IS NOT NULL
       AND t.ts > ap.approval_expires_at + to_seconds(CAST($grace_s AS BIGINT))
 ), hits AS (

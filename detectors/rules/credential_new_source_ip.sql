@@ -38,10 +38,16 @@ WITH uses AS (
     JOIN first_net f ON f.agent_id = e.agent_id AND f.network = e.network
     WHERE e.is_use AND f.first_ts >= e.cutoff
       AND NOT EXISTS (SELECT 1 FROM fleet_ips o WHERE o.source_ip = e.source_ip AND o.agent_id <> e.agent_id)
+), baselines AS (
+    -- The baseline of each candidate: the number of the agent's last event before the cut-off (a
+    -- join and max rather than an ASOF JOIN, so that the same SQL runs on Spark).
+    SELECT c.event_id, c.credential_id, max(h.n) AS baseline
+    FROM candidates c JOIN history h ON h.agent_id = c.agent_id AND c.cutoff > h.ts
+    GROUP BY c.event_id, c.credential_id
 ), fresh AS (
-    SELECT c.*, h.n AS baseline
-    FROM candidates c ASOF JOIN history h ON h.agent_id = c.agent_id AND c.cutoff > h.ts
-    WHERE h.n >= $min_baseline_uses
+    SELECT c.*, b.baseline
+    FROM candidates c JOIN baselines b USING (event_id, credential_id)
+    WHERE b.baseline >= $min_baseline_uses
 )
 SELECT credential_id AS entity_id, any_value(agent_id) AS agent_id, any_value(task_id) AS task_id,
     credential_id, min(ts) AS first_seen, max(ts) AS last_seen,

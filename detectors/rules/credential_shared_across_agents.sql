@@ -41,7 +41,7 @@ WITH uses AS (
     JOIN ip_creds other ON other.source_ip = u.source_ip AND other.agent_id <> o.owner_agent
         AND other.creds >= $min_ip_credentials
     LEFT JOIN ip_creds mine ON mine.source_ip = u.source_ip AND mine.agent_id = o.owner_agent
-    WHERE coalesce(len(list_filter(mine.cred_ids, x -> x <> u.credential_id)), 0) = 0
+    WHERE coalesce(array_length(list_filter(mine.cred_ids, x -> x <> u.credential_id)), 0) = 0
 ), per_agent AS (
     SELECT credential_id, other_agent, min(ts) AS first_ts, max(ts) AS last_ts,
         arg_min(event_id, (ts, event_id)) AS first_event, count(DISTINCT event_id) AS n_uses,

@@ -12,15 +12,18 @@ WITH writes AS (
 ), firsts AS (
     SELECT task_id, system, arg_min(event_id, (ts, event_id)) AS event_id, min(ts) AS ts
     FROM writes GROUP BY task_id, system
+), per_task AS (
+    SELECT task_id, mode(agent_id) AS agent_id, max(ts) AS last_ts FROM writes GROUP BY task_id
 )
+-- Joins, not correlated subqueries in the select list: the same SQL runs on Spark.
 SELECT f.task_id AS entity_id,
-    (SELECT mode(w.agent_id) FROM writes w WHERE w.task_id = f.task_id) AS agent_id,
+    any_value(p.agent_id) AS agent_id,
     f.task_id,
     NULL AS credential_id,
     min(f.ts) AS first_seen,
-    (SELECT max(w.ts) FROM writes w WHERE w.task_id = f.task_id) AS last_seen,
+    any_value(p.last_ts) AS last_seen,
     list(f.event_id ORDER BY f.ts, f.event_id) AS evidence_event_ids,
     count(*) || ' systems changed: ' || array_to_string(list(f.system ORDER BY f.system), ', ') AS detail
-FROM firsts f
+FROM firsts f JOIN per_task p USING (task_id)
 GROUP BY f.task_id
 HAVING count(*) >= $at_least

@@ -21,4 +21,4 @@ SELECT p.credential_id AS entity_id, p.agent_id, p.task_id, p.credential_id,
         || coalesce(' (agent ' || p.parent_agent || ')', '') || ' with scopes beyond the parent: '
         || array_to_string(p.beyond, ', ') || '; parent has: ' || array_to_string(p.parent_scopes, ', ') AS detail
 FROM pairs p LEFT JOIN issue_events i ON i.credential_id = p.credential_id
-WHERE len(p.beyond) > 0
+WHERE array_length(p.beyond) > 0

@@ -376,13 +376,15 @@ def compile_threshold(spec: Any, ctx: str) -> tuple[str, dict[str, Any]]:
     FROM agent_actions WHERE {group} IS NOT NULL AND "{distinct}" IS NOT NULL AND {where}
 ), firsts AS (
     SELECT grp, value, arg_min(event_id, (ts, event_id)) AS event_id, min(ts) AS ts FROM hits GROUP BY grp, value
+), evidence AS (
+    SELECT grp, list(event_id ORDER BY ts, event_id) AS ids FROM firsts GROUP BY grp
 )
 SELECT h.grp AS entity_id, mode(h.agent_id) AS agent_id, mode(h.task_id) AS task_id,
     mode(h.credential_id) AS credential_id, min(h.ts) AS first_seen, max(h.ts) AS last_seen,
-    (SELECT list(f.event_id ORDER BY f.ts, f.event_id) FROM firsts f WHERE f.grp = h.grp) AS evidence_event_ids,
+    any_value(e.ids) AS evidence_event_ids,
     count(DISTINCT h.value) || ' distinct {distinct} values: '
         || array_to_string(list_sort(list(DISTINCT h.value)), ', ') AS detail
-FROM hits h GROUP BY h.grp HAVING count(DISTINCT h.value) >= {bound}"""
+FROM hits h JOIN evidence e USING (grp) GROUP BY h.grp HAVING count(DISTINCT h.value) >= {bound}"""
     return sql, params.values
 
 

@@ -1,0 +1,289 @@
+"""chainwatch on Apache Spark: the canonical tables from a lake path, the derived tables, the rules
+and the findings, all from the same SQL as the DuckDB engine (translated by
+:mod:`detectors.spark.translate`), written back as Parquet partitioned by day.
+
+The lake layout (``docs/scale-out.md``): ``<lake>/<table>/`` for each canonical table, Parquet
+(``day=YYYY-MM-DD/*.parquet``, as ``chainwatch lake-export`` writes it) or JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlglot
+from sqlglot import exp
+
+from detectors.derive import DERIVED_TABLES
+from detectors.lake import LAKE_TABLES, LakeError
+from detectors.rules.engine import Rule, _bound, _wrapped
+from detectors.spark.translate import TranslationError, to_spark, translate_statements
+from detectors.sqlfiles import SQL_DIR
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+FINDING_COLUMNS = (
+    "finding_id",
+    "rule_id",
+    "title",
+    "severity",
+    "risk_score",
+    "confidence",
+    "analytic_type",
+    "entity_type",
+    "entity_id",
+    "agent_id",
+    "task_id",
+    "credential_id",
+    "first_seen",
+    "last_seen",
+    "evidence_event_ids",
+    "detail",
+    "frameworks",
+)
+
+
+def spark_session(master: str | None = "local[2]", app_name: str = "chainwatch", **conf: str):
+    """A Spark session set up as the SQL expects: UTC, and ANSI semantics like DuckDB's.
+
+    ``master`` None leaves it to spark-submit / the cluster's defaults.
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    settings = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.ansi.enabled": "true",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        **conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+@cache
+def table_schema(table: str) -> str:
+    """A canonical table's columns as a Spark DDL schema, read from ``sql/schema.sql``."""
+    for statement in sqlglot.parse((SQL_DIR / "schema.sql").read_text(), read="duckdb"):
+        if isinstance(statement, exp.Create) and statement.this.this.name == table:
+            columns = [c for c in statement.this.expressions if isinstance(c, exp.ColumnDef)]
+            break
+    else:
+        raise LakeError(f"sql/schema.sql has no table {table!r}")
+    added = [  # ALTER TABLE ... ADD COLUMN after the CREATE
+        s.args["actions"][0]
+        for s in sqlglot.parse((SQL_DIR / "schema.sql").read_text(), read="duckdb")
+        if isinstance(s, exp.Alter) and s.this.name == table
+    ]
+    names = {c.name for c in columns}
+    columns += [c for c in added if isinstance(c, exp.ColumnDef) and c.name not in names]
+    return ", ".join(f"`{c.name}` {c.args['kind'].sql(dialect='spark')}" for c in columns)
+
+
+def _lake_path(lake: str | Path, table: str) -> str:
+    return f"{str(lake).rstrip('/')}/{table}"
+
+
+def _format_of(path: str) -> str:
+    """parquet or json, from the files under a local folder; remote paths are Parquet."""
+    local = Path(path.removeprefix("file://"))
+    if "://" in path and not path.startswith("file://"):
+        return "parquet"
+    if not local.exists():
+        raise LakeError(f"lake table folder {path} does not exist")
+    names = [p.name for p in local.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
+    if any(n.endswith(".parquet") for n in names):
+        return "parquet"
+    if any(n.endswith((".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz")) for n in names):
+        return "json"
+    raise LakeError(f"lake table folder {path} holds no .parquet or .json(l) files")
+
+
+def load_lake(spark: SparkSession, lake: str | Path) -> dict[str, int]:
+    """Register each canonical table of the lake as a view; their row counts."""
+    counts = {}
+    for table in LAKE_TABLES:
+        path = _lake_path(lake, table)
+        fmt = _format_of(path)
+        reader = spark.read.schema(table_schema(table))
+        if fmt == "json":
+            frame = reader.option("mode", "FAILFAST").json(path)
+        else:
+            frame = reader.parquet(path)
+        frame.createOrReplaceTempView(table)
+        counts[table] = frame.count()
+    return counts
+
+
+def run_statements(spark: SparkSession, name: str, params: dict[str, Any] | None = None) -> None:
+    """Run the translated statements of ``sql/<name>.sql``: each built table is a cached view."""
+    for statement in translate_statements(name, params):
+        if statement.kind == "create":
+            frame = spark.sql(statement.sql).persist()
+            frame.createOrReplaceTempView(statement.table)
+        elif statement.kind == "drop":
+            spark.catalog.dropTempView(statement.table)
+        else:
+            spark.sql(statement.sql).collect()
+
+
+def build_derived(spark: SparkSession) -> dict[str, int]:
+    """credential_lifecycles, task_sequences and task_features; their row counts."""
+    counts = {}
+    for table in DERIVED_TABLES:
+        run_statements(spark, table)
+        counts[table] = spark.table(table).count()
+    return counts
+
+
+def rule_sql(rule: Rule) -> str:
+    """A rule's hits query in Spark SQL (its HIT_COLUMNS), from the same SQL or YAML chain."""
+    try:
+        return to_spark(_wrapped(rule), _bound(rule), source=str(rule.path))
+    except TranslationError:
+        raise
+    except Exception as exc:  # a rule error names the file already; anything else gets it
+        raise TranslationError(f"{rule.path}: {exc}") from exc
+
+
+def run_rules(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
+    """Every rule's hits as one frame with a ``rule_id`` column. Each rule's hits are computed
+    and cached on their own: one plan holding all rules took twice as long as running them in
+    turn."""
+    from pyspark.sql import functions as F
+
+    frames = []
+    for rule in rules:
+        frame = spark.sql(rule_sql(rule)).select(F.lit(rule.id).alias("rule_id"), "*").persist()
+        frame.count()
+        frames.append(frame)
+    if not frames:
+        raise ValueError("no rules to run")
+    hits = frames[0]
+    for frame in frames[1:]:
+        hits = hits.unionByName(frame)
+    return hits
+
+
+def _rule_meta(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
+    rows = [
+        (
+            r.id,
+            r.meta["title"],
+            r.severity,
+            int(r.meta["risk_score"]),
+            r.meta["confidence"],
+            r.meta["analytic_type"],
+            r.entity,
+            json.dumps(r.meta["frameworks"], sort_keys=True),
+        )
+        for r in rules
+    ]
+    return spark.createDataFrame(
+        rows,
+        "rule_id STRING, title STRING, severity STRING, risk_score INT, confidence STRING, "
+        "analytic_type STRING, entity_type STRING, frameworks STRING",
+    )
+
+
+def findings(spark: SparkSession, rules: list[Rule]) -> DataFrame:
+    """The run's findings from the rules, with the DuckDB engine's finding ids: the first
+    statement of ``sql/merge_findings.sql`` (run_findings) translated. Triage state stays with
+    the analysts' DuckDB database; here every finding is a fresh snapshot."""
+    from pyspark.sql import functions as F
+
+    hits = run_rules(spark, rules)
+    for name, dtype in (
+        ("severity", "STRING"),
+        ("risk_score", "INT"),
+        ("analytic_type", "STRING"),
+        ("explanation", "STRING"),
+    ):
+        hits = hits.withColumn(name, F.lit(None).cast(dtype))
+    hits.createOrReplaceTempView("rule_hits")
+    _rule_meta(spark, rules).createOrReplaceTempView("rule_meta")
+    statement = translate_statements("merge_findings", first=1)[0]
+    if statement.table != "run_findings":
+        raise TranslationError("sql/merge_findings.sql must start by building run_findings")
+    return spark.sql(statement.sql).select(*FINDING_COLUMNS)
+
+
+@dataclass
+class SparkRunReport:
+    """What a Spark run read, built and wrote."""
+
+    lake_counts: dict[str, int] = field(default_factory=dict)
+    derived_counts: dict[str, int] = field(default_factory=dict)
+    findings_by_rule: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_on_spark(
+    spark: SparkSession, lake: str | Path, out: str | Path, rules: list[Rule]
+) -> SparkRunReport:
+    """Lake in, derived tables and findings out (Parquet; findings by day of first_seen)."""
+    report = SparkRunReport()
+    clock = _Clock(report.seconds)
+    with clock("load"):
+        report.lake_counts = load_lake(spark, lake)
+    with clock("derived"):
+        report.derived_counts = build_derived(spark)
+    with clock("rules"):
+        found = findings(spark, rules).persist()
+        report.findings_by_rule = {
+            row["rule_id"]: row["n"]
+            for row in found.groupBy("rule_id").count().withColumnRenamed("count", "n").collect()
+        }
+    with clock("write"):
+        base = str(out).rstrip("/")
+        for table in DERIVED_TABLES:
+            path = f"{base}/{table}"
+            spark.table(table).write.mode("overwrite").parquet(path)
+            report.outputs[table] = path
+        from pyspark.sql import functions as F
+
+        path = f"{base}/findings"
+        (
+            found.withColumn("day", F.to_date("first_seen"))
+            .write.mode("overwrite")
+            .partitionBy("day")
+            .parquet(path)
+        )
+        report.outputs["findings"] = path
+    return report
+
+
+class _Clock:
+    def __init__(self, into: dict[str, float]):
+        self.into = into
+
+    def __call__(self, name: str):
+        import time
+        from contextlib import contextmanager
+
+        @contextmanager
+        def timed():
+            started = time.perf_counter()
+            yield
+            self.into[name] = round(time.perf_counter() - started, 3)
+
+        return timed()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

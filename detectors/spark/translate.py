@@ -1,0 +1,263 @@
+"""DuckDB SQL to Spark SQL, mechanically: sqlglot's transpiler plus the few rewrites where the two
+dialects mean different things by the same words. The SQL in ``sql/`` and the rules stay the one
+source of truth; nothing here is a second implementation of a rule.
+
+Bound parameters (``$name``) become typed literals in the syntax tree, never pasted text.
+Anything sqlglot cannot express in Spark raises :class:`TranslationError` naming the source.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
+
+from detectors.sqlfiles import load_sql
+
+
+class TranslationError(ValueError):
+    """SQL that does not translate to Spark; the message names where it came from."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One translated statement: a table built from a query, a dropped table, or a query."""
+
+    kind: str  # "create" | "drop" | "query"
+    table: str | None
+    sql: str
+
+
+def to_spark(sql: str, params: dict[str, Any] | None = None, *, source: str = "SQL") -> str:
+    """Translate one DuckDB query to Spark SQL, binding ``params`` as literals."""
+    return _generate(_rewrite(_parse(sql, source), params or {}, source), source)
+
+
+def translate_statements(
+    name: str, params: dict[str, Any] | None = None, *, first: int | None = None
+) -> list[Statement]:
+    """Translate the statements of ``sql/<name>.sql`` (only the ``first`` ones when given):
+    ``CREATE [OR REPLACE] [TEMP] TABLE x AS q`` becomes a table built from ``q``, ``DROP TABLE x``
+    a drop; other statements are errors."""
+    out = []
+    for i, text in enumerate(load_sql(name)[:first]):
+        source = f"sql/{name}.sql statement {i + 1}"
+        tree = _parse(text, source)
+        if isinstance(tree, exp.Create) and isinstance(tree.expression, exp.Query):
+            table = tree.this.name if isinstance(tree.this, exp.Table) else tree.this.this.name
+            query = _rewrite(tree.expression, params or {}, source)
+            out.append(Statement("create", table, _generate(query, source)))
+        elif isinstance(tree, exp.Drop):
+            out.append(Statement("drop", tree.this.name, ""))
+        elif isinstance(tree, exp.Query):
+            out.append(
+                Statement("query", None, _generate(_rewrite(tree, params or {}, source), source))
+            )
+        else:
+            raise TranslationError(
+                f"{source}: only CREATE TABLE ... AS SELECT, DROP TABLE and queries run on Spark, "
+                f"not {tree.key.upper()}"
+            )
+    return out
+
+
+def _parse(sql: str, source: str) -> exp.Expression:
+    try:
+        return sqlglot.parse_one(sql, read="duckdb")
+    except SqlglotError as exc:
+        raise TranslationError(f"{source}: cannot parse as DuckDB SQL: {exc}") from exc
+
+
+def _generate(tree: exp.Expression, source: str) -> str:
+    try:
+        return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        raise TranslationError(f"{source}: does not translate to Spark SQL: {exc}") from exc
+
+
+def _literal(value: Any, source: str, name: str) -> exp.Expression:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    if isinstance(value, list | tuple):
+        return exp.Array(expressions=[_literal(v, source, name) for v in value])
+    raise TranslationError(
+        f"{source}: parameter ${name} has a type Spark SQL cannot take: {type(value).__name__}"
+    )
+
+
+def _glob_regex(pattern: str) -> str:
+    """A GLOB pattern (``*``, ``?``, ``[...]``) as an anchored Java regex."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "^" + "".join(out) + "$"
+
+
+# A GLOB pattern held in a column, turned into a Java regex by Spark itself (in Spark SQL
+# literals '\\' is one backslash): regex metacharacters escaped, then * ? and [! translated.
+_GLOB_TO_REGEX = (
+    r"concat('^', regexp_replace(regexp_replace(regexp_replace(regexp_replace(__pattern__, "
+    r"'([.^$+(){}|\\\\])', '\\\\$1'), '\\*', '.*'), '\\?', '.'), '\\[!', '[^'), '$')"
+)
+
+
+def _glob_regex_expression(pattern: exp.Expression) -> exp.Expression:
+    template = sqlglot.parse_one(_GLOB_TO_REGEX, read="spark")
+    return template.transform(
+        lambda n: pattern.copy() if isinstance(n, exp.Column) and n.name == "__pattern__" else n
+    )
+
+
+def _rewrite(tree: exp.Expression, params: dict[str, Any], source: str) -> exp.Expression:
+    tree = tree.copy()
+    for node in list(tree.find_all(exp.Placeholder)):
+        name = node.name
+        if name not in params:
+            raise TranslationError(f"{source}: parameter ${name} has no value")
+        node.replace(_literal(params[name], source, name))
+    # Children before parents, so that a rewritten parent keeps its rewritten children.
+    for node in reversed(list(tree.walk(bfs=False))):
+        new = _rewrite_node(node, source)
+        if new is not node:
+            if node is tree:
+                tree = new
+            else:
+                node.replace(new)
+    return tree
+
+
+def _micros(value: exp.Expression) -> exp.Expression:
+    return exp.func("unix_micros", exp.cast(value, "TIMESTAMP"))
+
+
+def _rewrite_node(node: exp.Expression, source: str) -> exp.Expression:
+    if isinstance(node, exp.Glob):
+        pattern = node.expression
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            regex = exp.Literal.string(_glob_regex(pattern.name))
+        else:
+            regex = _glob_regex_expression(pattern)
+        return exp.RegexpLike(this=node.this, expression=regex)
+    if isinstance(node, exp.RegexpFullMatch):
+        pattern = node.expression
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            raise TranslationError(f"{source}: regexp_full_match needs a literal pattern on Spark")
+        anchored = exp.Literal.string(f"^(?:{pattern.name})$")
+        return exp.RegexpLike(this=node.this, expression=anchored)
+    if isinstance(node, exp.DayOfWeekIso):
+        # ISO weekday, Monday = 1; Spark's weekday() counts from Monday = 0.
+        return exp.paren(
+            exp.Add(this=exp.func("weekday", node.this), expression=exp.Literal.number(1))
+        )
+    if isinstance(node, exp.TimeToUnix):
+        # DuckDB's epoch() keeps the fraction of a second; Spark's unix_timestamp() drops it.
+        return exp.paren(
+            exp.Div(this=_micros(node.this), expression=exp.Literal.number("1000000.0"))
+        )
+    if (
+        isinstance(node, exp.DateDiff)
+        and node.unit
+        and node.unit.name.lower() in ("second", "seconds")
+    ):
+        # DuckDB counts second boundaries crossed: the difference of the whole-second epochs.
+        return exp.paren(
+            exp.Sub(
+                this=exp.func("unix_seconds", exp.cast(node.this, "TIMESTAMP")),
+                expression=exp.func("unix_seconds", exp.cast(node.expression, "TIMESTAMP")),
+            )
+        )
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "strlen":
+        return exp.func("octet_length", *node.expressions)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "to_seconds":
+        zero = exp.Literal.number(0)
+        return exp.func("make_dt_interval", zero, zero.copy(), zero.copy(), *node.expressions)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "list_position":
+        # DuckDB: NULL when absent; Spark's array_position: 0.
+        return exp.func(
+            "nullif", exp.func("array_position", *node.expressions), exp.Literal.number(0)
+        )
+    if (
+        isinstance(node, exp.Bracket)
+        and len(node.expressions) == 1
+        and isinstance(node.expressions[0], exp.Slice)
+    ):
+        # list[a:b] (1-based, both ends included) as slice(list, a, b - a + 1).
+        start, end = node.expressions[0].this, node.expressions[0].expression
+        if start is None or end is None:
+            raise TranslationError(f"{source}: open-ended list slices are not translated")
+        length = exp.Add(
+            this=exp.paren(exp.Sub(this=exp.paren(end.copy()), expression=exp.paren(start.copy()))),
+            expression=exp.Literal.number(1),
+        )
+        return exp.func("slice", node.this, start.copy(), length)
+    if isinstance(node, exp.ArrayFilter | exp.Transform) and isinstance(
+        node.expression, exp.Lambda
+    ):
+        _one_based_lambda_index(node.expression)
+        return node
+    if isinstance(node, exp.Anonymous) and node.name.lower() in ("list_bool_or", "list_bool_and"):
+        quantifier = "exists" if node.name.lower() == "list_bool_or" else "forall"
+        lam = exp.Lambda(this=exp.column("b"), expressions=[exp.to_identifier("b")])
+        return exp.func(quantifier, *node.expressions, lam)
+    if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
+        return _ordered_list(node.this, source)
+    if isinstance(node, exp.GroupConcat) and isinstance(node.this, exp.Order):
+        separator = node.args.get("separator") or exp.Literal.string(",")
+        return exp.func("array_join", _ordered_list(node.this, source), separator)
+    return node
+
+
+def _one_based_lambda_index(lam: exp.Lambda) -> None:
+    """DuckDB numbers a lambda's second parameter from 1, Spark from 0: shift its uses."""
+    if len(lam.expressions) != 2 or lam.args.get("cw_shifted"):
+        return
+    index = lam.expressions[1].name
+    for ref in list(lam.this.find_all(exp.Identifier, exp.Column)):
+        if ref.name == index and not isinstance(ref.parent, exp.Column):
+            ref.replace(exp.Paren(this=exp.Add(this=ref.copy(), expression=exp.Literal.number(1))))
+    lam.set("cw_shifted", True)
+
+
+def _ordered_list(order: exp.Order, source: str) -> exp.Expression:
+    """``list(x ORDER BY k1, k2)`` as ``transform(array_sort(collect_list(struct(k1, k2, x))), s -> s.v)``:
+    Spark's collect_list has no ORDER BY (sqlglot would drop it silently), and its listagg failed
+    on two sort keys. Nulls sort first in array_sort: the keys used here are never null."""
+    keys = []
+    for i, ordered in enumerate(order.expressions):
+        if ordered.args.get("desc"):
+            raise TranslationError(f"{source}: list(... ORDER BY ... DESC) is not translated")
+        keys.append(exp.alias_(ordered.this, f"k{i}"))
+    value = order.this
+    packed = exp.Struct(expressions=[*keys, exp.alias_(value, "v")])
+    collected = exp.func("array_sort", exp.func("collect_list", packed))
+    lam = exp.Lambda(this=exp.column("v", table="s"), expressions=[exp.to_identifier("s")])
+    return exp.func("transform", collected, lam)
