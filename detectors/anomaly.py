@@ -644,6 +644,61 @@ def refit(
 # Scoring
 
 
+MODEL_COLUMNS = (
+    "model_id, version, peer_group, features, model, feature_median, feature_log_median, "
+    "feature_log_scale, signal_stats"
+)
+
+
+def score_group(model_row: tuple, data: dict[str, np.ndarray]) -> pa.Table:
+    """Score one peer group's tasks with its model (a row of MODEL_COLUMNS). ``data`` holds the
+    task_features columns (hour_of_day with -1 for unknown) plus sequence_score and
+    tool_rarity_score. Shared by the DuckDB engine and the Spark engine (inside mapInArrow)."""
+    model_id, version, group, names, blob, median, log_median, log_scale, stats = model_row
+    n = len(data["task_id"])
+    stats = json.loads(stats) if isinstance(stats, str) else stats
+    model = pickle.loads(blob)  # noqa: S301 - the warehouse is trusted storage (module doc)
+    features = [f for f in names if f != HOUR_FEATURE]
+    counts = _counts({f: np.asarray(data[f]) for f in features}, features)
+    hour_rarity = _hour_rarity(np.asarray(data["hour_of_day"]), stats["hour_shares"])
+    sig = _signals(
+        model,
+        counts,
+        hour_rarity,
+        np.asarray(data["sequence_score"], dtype=float),
+        np.asarray(data["tool_rarity_score"], dtype=float),
+        log_median,
+        log_scale,
+    )
+    shares = _signal_shares(sig, model["signals_sorted"])
+    fused = fuse(shares)
+    dominant = np.asarray(SIGNALS, dtype=object)[
+        np.argmin(np.column_stack([shares[s] for s in SIGNALS]), axis=1)
+    ]
+    return pa.table(
+        {
+            "task_id": pa.array(np.asarray(data["task_id"]).tolist(), pa.string()),
+            "peer_group": pa.array([group] * n, pa.string()),
+            "model_id": pa.array([model_id] * n, pa.string()),
+            "version": pa.array([version] * n, pa.int32()),
+            "iforest_score": pa.array(sig.iforest, pa.float64()),
+            "iforest_percentile": pa.array(
+                _percentile(sig.iforest, stats["iforest"]["quantiles"]), pa.float64()
+            ),
+            "baseline_score": pa.array(sig.baseline, pa.float64()),
+            "fused_score": pa.array(fused, pa.float64()),
+            "fused_percentile": pa.array(
+                _percentile(fused, stats["fused"]["quantiles"]), pa.float64()
+            ),
+            "dominant_signal": pa.array(dominant.tolist(), pa.string()),
+            "tail_score": pa.array(sig.tail, pa.float64()),
+            "top_features": _top_features(
+                sig, _top(-np.log(sig.feature_share), sig.z, names), names, median
+            ),
+        }
+    )
+
+
 def score_tasks(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -662,11 +717,9 @@ def score_tasks(
     _require_peer_groups(con)
     place_new_agents(con, role_pattern)
     models = con.execute(
-        """SELECT model_id, version, peer_group, features, model, feature_median,
-               feature_log_median, feature_log_scale, signal_stats
-           FROM anomaly_models
-           QUALIFY row_number() OVER (PARTITION BY peer_group ORDER BY version DESC) = 1
-           ORDER BY peer_group"""
+        f"""SELECT {MODEL_COLUMNS} FROM anomaly_models
+            QUALIFY row_number() OVER (PARTITION BY peer_group ORDER BY version DESC) = 1
+            ORDER BY peer_group"""  # noqa: S608 - fixed column names
     ).fetchall()
     without = sorted(
         {r[0] for r in con.execute("SELECT DISTINCT peer_group FROM agent_peer_groups").fetchall()}
@@ -698,54 +751,10 @@ def score_tasks(
     ).fetchnumpy()
     group_col = np.asarray(data["peer_group"], dtype=object)
     parts: list[pa.Table] = []
-    for model_id, version, group, names, blob, median, log_median, log_scale, stats in models:
-        mask = group_col == group
-        n = int(mask.sum())
-        if n == 0:
-            continue
-        stats = json.loads(stats)
-        model = pickle.loads(blob)  # noqa: S301 - the warehouse is trusted storage (module doc)
-        features = [f for f in names if f != HOUR_FEATURE]
-        counts = _counts({f: np.asarray(data[f])[mask] for f in features}, features)
-        hour_rarity = _hour_rarity(np.asarray(data["hour_of_day"])[mask], stats["hour_shares"])
-        sig = _signals(
-            model,
-            counts,
-            hour_rarity,
-            np.asarray(data["sequence_score"], dtype=float)[mask],
-            np.asarray(data["tool_rarity_score"], dtype=float)[mask],
-            log_median,
-            log_scale,
-        )
-        shares = _signal_shares(sig, model["signals_sorted"])
-        fused = fuse(shares)
-        dominant = np.asarray(SIGNALS, dtype=object)[
-            np.argmin(np.column_stack([shares[s] for s in SIGNALS]), axis=1)
-        ]
-        parts.append(
-            pa.table(
-                {
-                    "task_id": pa.array(np.asarray(data["task_id"])[mask].tolist(), pa.string()),
-                    "peer_group": pa.array([group] * n, pa.string()),
-                    "model_id": pa.array([model_id] * n, pa.string()),
-                    "version": pa.array([version] * n, pa.int32()),
-                    "iforest_score": pa.array(sig.iforest, pa.float64()),
-                    "iforest_percentile": pa.array(
-                        _percentile(sig.iforest, stats["iforest"]["quantiles"]), pa.float64()
-                    ),
-                    "baseline_score": pa.array(sig.baseline, pa.float64()),
-                    "fused_score": pa.array(fused, pa.float64()),
-                    "fused_percentile": pa.array(
-                        _percentile(fused, stats["fused"]["quantiles"]), pa.float64()
-                    ),
-                    "dominant_signal": pa.array(dominant.tolist(), pa.string()),
-                    "tail_score": pa.array(sig.tail, pa.float64()),
-                    "top_features": _top_features(
-                        sig, _top(-np.log(sig.feature_share), sig.z, names), names, median
-                    ),
-                }
-            )
-        )
+    for model in models:
+        mask = group_col == model[2]
+        if mask.any():
+            parts.append(score_group(model, {k: np.asarray(v)[mask] for k, v in data.items()}))
     if not parts:
         return 0
     scored = pa.concat_tables(parts)

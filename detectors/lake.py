@@ -13,10 +13,25 @@ import duckdb
 
 DAY_TABLES = ("agent_actions", "credential_events", "task_events", "agent_spans")
 LAKE_TABLES = (*DAY_TABLES, "tasks")
+# The fitted anomaly models and what scoring needs beside them, under <lake>/models/.
+MODEL_TABLES = {
+    "anomaly_models": "SELECT * FROM anomaly_models "
+    "QUALIFY row_number() OVER (PARTITION BY peer_group ORDER BY version DESC) = 1",
+    "agent_peer_groups": "SELECT * FROM agent_peer_groups",
+    "sequence_transitions": "SELECT * FROM sequence_transitions",
+}
 
 
 class LakeError(RuntimeError):
     """A lake path or table that cannot be read or written; the message names it."""
+
+
+def _fresh_folder(folder: Path) -> None:
+    if folder.exists():
+        if not folder.is_dir():
+            raise LakeError(f"{folder} exists and is not a folder")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
 
 
 def export_lake(con: duckdb.DuckDBPyConnection, lake: str | Path) -> dict[str, int]:
@@ -26,11 +41,7 @@ def export_lake(con: duckdb.DuckDBPyConnection, lake: str | Path) -> dict[str, i
     counts = {}
     for table in LAKE_TABLES:
         folder = root / table
-        if folder.exists():
-            if not folder.is_dir():
-                raise LakeError(f"{folder} exists and is not a folder")
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+        _fresh_folder(folder)
         if table in DAY_TABLES:
             con.execute(
                 f"COPY (SELECT * FROM {table} ORDER BY day, event_id) TO $out "  # noqa: S608 - fixed names
@@ -43,4 +54,25 @@ def export_lake(con: duckdb.DuckDBPyConnection, lake: str | Path) -> dict[str, i
                 {"out": str(folder / f"{table}.parquet")},
             )
         counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+    return counts
+
+
+def export_models(con: duckdb.DuckDBPyConnection, lake: str | Path) -> dict[str, int]:
+    """Write the latest anomaly model of each peer group, the agents' peer groups and the sequence
+    model to ``<lake>/models/`` (the Spark engine scores with them); rows written per table."""
+    counts = {}
+    for table, query in MODEL_TABLES.items():
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]
+        ).fetchone()[0]
+        if not exists:
+            raise LakeError(
+                f"the warehouse has no {table}: refit the models first (chainwatch refit)"
+            )
+        folder = Path(lake) / "models" / table
+        _fresh_folder(folder)
+        con.execute(
+            f"COPY ({query}) TO $out (FORMAT PARQUET)", {"out": str(folder / f"{table}.parquet")}
+        )
+        counts[table] = con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]  # noqa: S608
     return counts

@@ -16,7 +16,7 @@ WITH flagged AS (
 )
 SELECT $rule_id AS rule_id, s.task_id AS entity_id, s.agent_id, s.task_id,
     s.started_at AS first_seen, coalesce(s.ended_at, s.started_at) AS last_seen,
-    CASE WHEN len(s.rare_transitions) > 0 THEN [x.event_id FOR x IN s.rare_transitions]
+    CASE WHEN array_length(s.rare_transitions) > 0 THEN [x.event_id FOR x IN s.rare_transitions]
          ELSE coalesce(a.event_ids, []) END AS evidence_event_ids,
     printf('fused score at percentile %.1f of peer group %s (forest percentile %.1f, tail %.1f, sequence %.2f, %s dominates)',
            s.fused_percentile, s.peer_group, s.iforest_percentile, s.tail_score,
@@ -25,7 +25,7 @@ SELECT $rule_id AS rule_id, s.task_id AS entity_id, s.agent_id, s.task_id,
            [printf('%s %s vs peer median %s (%.1f%% of peers at or above, z %.1f)', f.feature,
                    round(f.value, 2)::VARCHAR, round(f.peer_median, 2)::VARCHAR,
                    100 * f.peer_share, f.robust_z) FOR f IN s.top_features], ', ')
-      || CASE WHEN len(s.rare_transitions) > 0 THEN
+      || CASE WHEN array_length(s.rare_transitions) > 0 THEN
            '; rare transitions: ' || array_to_string(
              [printf('%s -> %s (p %.3f)', x.from_tool, x.to_tool, x.probability)
               FOR x IN s.rare_transitions[1:5]], ', ')

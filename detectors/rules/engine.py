@@ -474,19 +474,7 @@ def detect(
         ).fetchone()[0]
     merge_hits(
         con,
-        [
-            RuleMeta(
-                r.id,
-                r.meta["title"],
-                r.severity,
-                r.meta["risk_score"],
-                r.meta["confidence"],
-                r.meta["analytic_type"],
-                r.entity,
-                r.meta["frameworks"],
-            )
-            for r in rules
-        ],
+        [rule_meta_of(r) for r in rules],
         suppressions=suppressions,
         now=now,
         today=today,
@@ -507,6 +495,20 @@ class RuleMeta:
     analytic_type: str
     entity_type: str
     frameworks: dict
+
+
+def rule_meta_of(rule: Rule) -> RuleMeta:
+    """What `findings` takes from a rule unit's metadata."""
+    return RuleMeta(
+        rule.id,
+        rule.meta["title"],
+        rule.severity,
+        rule.meta["risk_score"],
+        rule.meta["confidence"],
+        rule.meta["analytic_type"],
+        rule.entity,
+        rule.meta["frameworks"],
+    )
 
 
 def start_hits(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,8 @@ from sqlglot import exp
 
 from detectors.derive import DERIVED_TABLES
 from detectors.lake import LAKE_TABLES, LakeError
-from detectors.rules.engine import Rule, _bound, _wrapped
+from detectors.rules.engine import Rule, RuleMeta, _bound, _wrapped, rule_meta_of
+from detectors.settings import AnomalyParams
 from detectors.spark.translate import TranslationError, to_spark, translate_statements
 from detectors.sqlfiles import SQL_DIR
 
@@ -62,7 +64,12 @@ def spark_session(master: str | None = "local[2]", app_name: str = "chainwatch",
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
+    if master and master.startswith("local"):
+        # Python workers run this interpreter (its packages: scikit-learn, chainwatch itself);
+        # PySpark reads the variable when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = {
+        "spark.driver.memory": "2g",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.ansi.enabled": "true",
         "spark.sql.shuffle.partitions": "8",
@@ -135,6 +142,11 @@ def run_statements(spark: SparkSession, name: str, params: dict[str, Any] | None
         if statement.kind == "create":
             frame = spark.sql(statement.sql).persist()
             frame.createOrReplaceTempView(statement.table)
+        elif statement.kind == "insert":
+            rows = spark.sql(statement.sql)
+            spark.table(statement.table).unionByName(rows).persist().createOrReplaceTempView(
+                statement.table
+            )
         elif statement.kind == "drop":
             spark.catalog.dropTempView(statement.table)
         else:
@@ -164,11 +176,19 @@ def run_rules(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
     """Every rule's hits as one frame with a ``rule_id`` column. Each rule's hits are computed
     and cached on their own: one plan holding all rules took twice as long as running them in
     turn."""
+    from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
     frames = []
     for rule in rules:
-        frame = spark.sql(rule_sql(rule)).select(F.lit(rule.id).alias("rule_id"), "*").persist()
+        try:
+            frame = spark.sql(rule_sql(rule))
+        except AnalysisException as exc:
+            message = str(exc).splitlines()[0] if str(exc).strip() else repr(exc)
+            raise TranslationError(
+                f"{rule.path}: Spark cannot run the translated SQL: {message}"
+            ) from exc
+        frame = frame.select(F.lit(rule.id).alias("rule_id"), "*").persist()
         frame.count()
         frames.append(frame)
     if not frames:
@@ -179,19 +199,19 @@ def run_rules(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
     return hits
 
 
-def _rule_meta(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
+def _rule_meta(spark: SparkSession, meta: Iterable[RuleMeta]) -> DataFrame:
     rows = [
         (
-            r.id,
-            r.meta["title"],
-            r.severity,
-            int(r.meta["risk_score"]),
-            r.meta["confidence"],
-            r.meta["analytic_type"],
-            r.entity,
-            json.dumps(r.meta["frameworks"], sort_keys=True),
+            m.rule_id,
+            m.title,
+            m.severity,
+            int(m.risk_score),
+            m.confidence,
+            m.analytic_type,
+            m.entity_type,
+            json.dumps(m.frameworks, sort_keys=True),
         )
-        for r in rules
+        for m in meta
     ]
     return spark.createDataFrame(
         rows,
@@ -200,22 +220,44 @@ def _rule_meta(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
     )
 
 
-def findings(spark: SparkSession, rules: list[Rule]) -> DataFrame:
-    """The run's findings from the rules, with the DuckDB engine's finding ids: the first
-    statement of ``sql/merge_findings.sql`` (run_findings) translated. Triage state stays with
-    the analysts' DuckDB database; here every finding is a fresh snapshot."""
+_OVERRIDES = (
+    ("severity", "STRING"),
+    ("risk_score", "INT"),
+    ("analytic_type", "STRING"),
+    ("explanation", "STRING"),
+)
+
+
+def findings(
+    spark: SparkSession,
+    rules: list[Rule],
+    extra_hits: DataFrame | None = None,
+    extra_meta: Iterable[RuleMeta] = (),
+) -> DataFrame:
+    """The run's findings from the rules (and ``extra_hits``, e.g. anomaly hits, described by
+    ``extra_meta``), with the DuckDB engine's finding ids: the first statement of
+    ``sql/merge_findings.sql`` (run_findings), translated. Triage state stays with the analysts'
+    DuckDB database; here every finding is a fresh snapshot."""
     from pyspark.sql import functions as F
 
     hits = run_rules(spark, rules)
-    for name, dtype in (
-        ("severity", "STRING"),
-        ("risk_score", "INT"),
-        ("analytic_type", "STRING"),
-        ("explanation", "STRING"),
-    ):
+    for name, dtype in _OVERRIDES:
         hits = hits.withColumn(name, F.lit(None).cast(dtype))
+    if extra_hits is not None:
+        # Like DuckDB's INSERT ... BY NAME: columns the extra hits lack are NULL.
+        aligned = extra_hits.select(
+            *(
+                F.col(f.name).cast(f.dataType)
+                if f.name in extra_hits.columns
+                else F.lit(None).cast(f.dataType).alias(f.name)
+                for f in hits.schema.fields
+            )
+        )
+        hits = hits.unionByName(aligned)
     hits.createOrReplaceTempView("rule_hits")
-    _rule_meta(spark, rules).createOrReplaceTempView("rule_meta")
+    _rule_meta(spark, [*(rule_meta_of(r) for r in rules), *extra_meta]).createOrReplaceTempView(
+        "rule_meta"
+    )
     statement = translate_statements("merge_findings", first=1)[0]
     if statement.table != "run_findings":
         raise TranslationError("sql/merge_findings.sql must start by building run_findings")
@@ -228,35 +270,53 @@ class SparkRunReport:
 
     lake_counts: dict[str, int] = field(default_factory=dict)
     derived_counts: dict[str, int] = field(default_factory=dict)
+    scored_tasks: int = 0
     findings_by_rule: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_on_spark(
-    spark: SparkSession, lake: str | Path, out: str | Path, rules: list[Rule]
+    spark: SparkSession,
+    lake: str | Path,
+    out: str | Path,
+    rules: list[Rule],
+    *,
+    anomaly: AnomalyParams | None = None,
 ) -> SparkRunReport:
-    """Lake in, derived tables and findings out (Parquet; findings by day of first_seen)."""
+    """Lake in; derived tables, anomaly scores and findings out as Parquet (findings partitioned by
+    the day of first_seen). With ``anomaly``, tasks are scored with the models in
+    ``<lake>/models`` and anomaly findings join the rule findings."""
+    from pyspark.sql import functions as F
+
     report = SparkRunReport()
     clock = _Clock(report.seconds)
     with clock("load"):
         report.lake_counts = load_lake(spark, lake)
     with clock("derived"):
         report.derived_counts = build_derived(spark)
+    extra_hits, extra_meta = None, []
+    if anomaly is not None:
+        from detectors.detect import anomaly_meta
+        from detectors.spark.models import anomaly_hits, score_on_spark
+
+        with clock("models_score"):
+            scores = score_on_spark(spark, lake, top_g=anomaly.top_g).persist()
+            scores.createOrReplaceTempView("task_anomaly_scores")
+            report.scored_tasks = scores.count()
+            extra_hits, extra_meta = anomaly_hits(spark, anomaly), [anomaly_meta()]
     with clock("rules"):
-        found = findings(spark, rules).persist()
+        found = findings(spark, rules, extra_hits, extra_meta).persist()
         report.findings_by_rule = {
-            row["rule_id"]: row["n"]
-            for row in found.groupBy("rule_id").count().withColumnRenamed("count", "n").collect()
+            row["rule_id"]: row["count"] for row in found.groupBy("rule_id").count().collect()
         }
     with clock("write"):
         base = str(out).rstrip("/")
-        for table in DERIVED_TABLES:
+        tables = [*DERIVED_TABLES, *(["task_anomaly_scores"] if anomaly is not None else [])]
+        for table in tables:
             path = f"{base}/{table}"
             spark.table(table).write.mode("overwrite").parquet(path)
             report.outputs[table] = path
-        from pyspark.sql import functions as F
-
         path = f"{base}/findings"
         (
             found.withColumn("day", F.to_date("first_seen"))
@@ -283,7 +343,3 @@ class _Clock:
             self.into[name] = round(time.perf_counter() - started, 3)
 
         return timed()
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

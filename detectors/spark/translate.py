@@ -28,7 +28,7 @@ class TranslationError(ValueError):
 class Statement:
     """One translated statement: a table built from a query, a dropped table, or a query."""
 
-    kind: str  # "create" | "drop" | "query"
+    kind: str  # "create" | "insert" (rows for ``table``) | "drop" | "query"
     table: str | None
     sql: str
 
@@ -42,8 +42,8 @@ def translate_statements(
     name: str, params: dict[str, Any] | None = None, *, first: int | None = None
 ) -> list[Statement]:
     """Translate the statements of ``sql/<name>.sql`` (only the ``first`` ones when given):
-    ``CREATE [OR REPLACE] [TEMP] TABLE x AS q`` becomes a table built from ``q``, ``DROP TABLE x``
-    a drop; other statements are errors."""
+    ``CREATE [OR REPLACE] [TEMP] TABLE x AS q`` becomes a table built from ``q``, ``INSERT INTO x
+    q`` the rows ``q`` adds to ``x``, ``DROP TABLE x`` a drop; other statements are errors."""
     out = []
     for i, text in enumerate(load_sql(name)[:first]):
         source = f"sql/{name}.sql statement {i + 1}"
@@ -52,15 +52,20 @@ def translate_statements(
             table = tree.this.name if isinstance(tree.this, exp.Table) else tree.this.this.name
             query = _rewrite(tree.expression, params or {}, source)
             out.append(Statement("create", table, _generate(query, source)))
+        elif isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Query):
+            target = tree.this if isinstance(tree.this, exp.Table) else tree.this.this
+            query = _rewrite(tree.expression, params or {}, source)
+            out.append(Statement("insert", target.name, _generate(query, source)))
         elif isinstance(tree, exp.Drop):
-            out.append(Statement("drop", tree.this.name, ""))
+            out.extend(Statement("drop", t.name, "") for t in tree.args.get("tables") or [])
         elif isinstance(tree, exp.Query):
             out.append(
                 Statement("query", None, _generate(_rewrite(tree, params or {}, source), source))
             )
         else:
             raise TranslationError(
-                f"{source}: only CREATE TABLE ... AS SELECT, DROP TABLE and queries run on Spark, "
+                f"{source}: only CREATE TABLE ... AS SELECT, INSERT ... SELECT, DROP TABLE and "
+                "queries run on Spark, "
                 f"not {tree.key.upper()}"
             )
     return out
@@ -181,7 +186,10 @@ def _rewrite_node(node: exp.Expression, source: str) -> exp.Expression:
     if isinstance(node, exp.TimeToUnix):
         # DuckDB's epoch() keeps the fraction of a second; Spark's unix_timestamp() drops it.
         return exp.paren(
-            exp.Div(this=_micros(node.this), expression=exp.Literal.number("1000000.0"))
+            # DOUBLE like DuckDB's epoch(); a 1000000.0 literal would make Spark compute in DECIMAL.
+            exp.Div(
+                this=_micros(node.this), expression=exp.cast(exp.Literal.number(1000000), "DOUBLE")
+            )
         )
     if (
         isinstance(node, exp.DateDiff)
@@ -219,6 +227,19 @@ def _rewrite_node(node: exp.Expression, source: str) -> exp.Expression:
             expression=exp.Literal.number(1),
         )
         return exp.func("slice", node.this, start.copy(), length)
+    if (
+        isinstance(node, exp.Array)
+        and len(node.expressions) == 1
+        and isinstance(node.expressions[0], exp.Comprehension)
+    ):
+        # [f(x) FOR x IN list IF p(x)] as transform(filter(list, x -> p(x)), x -> f(x)).
+        comp = node.expressions[0]
+        var = comp.expression
+        items = comp.args["iterator"]
+        if comp.args.get("condition") is not None:
+            keep = exp.Lambda(this=comp.args["condition"], expressions=[var.copy()])
+            items = exp.func("filter", items, keep)
+        return exp.func("transform", items, exp.Lambda(this=comp.this, expressions=[var.copy()]))
     if isinstance(node, exp.ArrayFilter | exp.Transform) and isinstance(
         node.expression, exp.Lambda
     ):
@@ -228,11 +249,20 @@ def _rewrite_node(node: exp.Expression, source: str) -> exp.Expression:
         quantifier = "exists" if node.name.lower() == "list_bool_or" else "forall"
         lam = exp.Lambda(this=exp.column("b"), expressions=[exp.to_identifier("b")])
         return exp.func(quantifier, *node.expressions, lam)
-    if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
-        return _ordered_list(node.this, source)
-    if isinstance(node, exp.GroupConcat) and isinstance(node.this, exp.Order):
-        separator = node.args.get("separator") or exp.Literal.string(",")
-        return exp.func("array_join", _ordered_list(node.this, source), separator)
+    if isinstance(node, exp.Filter) and isinstance(node.this, exp.ArrayAgg | exp.GroupConcat):
+        condition = node.expression.this
+        if _is_ordered_aggregate(node.this):
+            # agg(x ORDER BY k) FILTER (WHERE c): the filter moves inside, onto collect_list.
+            listed = _ordered_aggregate(node.this, source, condition)
+        else:
+            listed = node.copy()  # a copy: the node itself is about to be replaced
+        # No row passing the filter: DuckDB gives NULL, Spark an empty list.
+        passed = exp.GT(
+            this=exp.func("count_if", condition.copy()), expression=exp.Literal.number(0)
+        )
+        return exp.If(this=passed, true=listed, false=exp.Null())
+    if _is_ordered_aggregate(node) and not isinstance(node.parent, exp.Filter):
+        return _ordered_aggregate(node, source, None)
     return node
 
 
@@ -247,17 +277,35 @@ def _one_based_lambda_index(lam: exp.Lambda) -> None:
     lam.set("cw_shifted", True)
 
 
-def _ordered_list(order: exp.Order, source: str) -> exp.Expression:
+def _is_ordered_aggregate(node: exp.Expression) -> bool:
+    return isinstance(node, exp.ArrayAgg | exp.GroupConcat) and isinstance(node.this, exp.Order)
+
+
+def _ordered_aggregate(
+    node: exp.Expression, source: str, condition: exp.Expression | None
+) -> exp.Expression:
+    listed = _ordered_list(node.this, source, condition)
+    if isinstance(node, exp.GroupConcat):
+        separator = node.args.get("separator") or exp.Literal.string(",")
+        return exp.func("array_join", listed, separator)
+    return listed
+
+
+def _ordered_list(
+    order: exp.Order, source: str, condition: exp.Expression | None = None
+) -> exp.Expression:
     """``list(x ORDER BY k1, k2)`` as ``transform(array_sort(collect_list(struct(k1, k2, x))), s -> s.v)``:
     Spark's collect_list has no ORDER BY (sqlglot would drop it silently), and its listagg failed
-    on two sort keys. Nulls sort first in array_sort: the keys used here are never null."""
+    on two sort keys. Nulls sort first in array_sort: the keys used here are never null. A FILTER
+    condition keeps only the rows it holds for (collect_list skips the NULLs of the others)."""
     keys = []
     for i, ordered in enumerate(order.expressions):
         if ordered.args.get("desc"):
             raise TranslationError(f"{source}: list(... ORDER BY ... DESC) is not translated")
-        keys.append(exp.alias_(ordered.this, f"k{i}"))
-    value = order.this
-    packed = exp.Struct(expressions=[*keys, exp.alias_(value, "v")])
+        keys.append(exp.alias_(ordered.this.copy(), f"k{i}"))
+    packed: exp.Expression = exp.Struct(expressions=[*keys, exp.alias_(order.this.copy(), "v")])
+    if condition is not None:
+        packed = exp.If(this=condition.copy(), true=packed, false=exp.Null())
     collected = exp.func("array_sort", exp.func("collect_list", packed))
     lam = exp.Lambda(this=exp.column("v", table="s"), expressions=[exp.to_identifier("s")])
     return exp.func("transform", collected, lam)
