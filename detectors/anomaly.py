@@ -92,6 +92,7 @@ SIGNALS: tuple[str, ...] = ("iforest", "tail", "sequence")
 TAIL_P = 0.05  # a feature adds to the tail signal once fewer than 5 % of the peers reach its value
 MIN_LOG_SCALE = 0.1
 MIN_SIGNAL_SCALE = 1e-6
+SHARE_TOLERANCE = 1e-12  # relative: values this close count as equal in upper_tail_share
 TOP_FEATURES = 3
 N_ESTIMATORS = 200
 SINGLE_GROUP = "all"
@@ -354,8 +355,11 @@ def upper_tail_share(train_sorted: np.ndarray, values: np.ndarray) -> np.ndarray
         train, vals = train[:, None], vals[:, None]
     n = train.shape[0]
     share = np.empty_like(vals)
+    # "At or above" with a relative tolerance of 1e-12: the same value summed in another order
+    # (Spark's engine, another platform) differs in the last bits and must not leave a tie.
+    probe = vals - SHARE_TOLERANCE * np.maximum(np.abs(vals), 1.0)
     for j in range(vals.shape[1]):  # one vectorised search per feature
-        at_or_above = n - np.searchsorted(train[:, j], vals[:, j], side="left")
+        at_or_above = n - np.searchsorted(train[:, j], probe[:, j], side="left")
         share[:, j] = (at_or_above + 1.0) / (n + 1.0)
     share[np.isnan(vals)] = 1.0
     return share[:, 0] if flat else share

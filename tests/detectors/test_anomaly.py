@@ -482,3 +482,12 @@ def test_a_rule_finding_on_an_anomalous_task_ranks_higher(features):
         "SELECT rule_findings, max_rule_risk, anomaly_percentile, risk_score FROM task_risk WHERE task_id = 'odd'"
     ).fetchone()
     assert risk[:3] == (1, 55, 100.0) and risk[3] == round(100 * (1 - 0.45 * 0.4))
+
+
+def test_upper_tail_share_is_not_moved_by_summation_order():
+    """A value equal to a training value but for its last bits (summed in another order, as the
+    Spark engine does) counts that training value; a value clearly above does not."""
+    train = np.sort(np.array([1.0, 2.3168232163628555, 5.0]))
+    last_bits = np.nextafter(2.3168232163628555, 10.0)
+    shares = upper_tail_share(train, np.array([2.3168232163628555, last_bits, 2.3168233]))
+    assert shares.tolist() == [0.75, 0.75, 0.5]

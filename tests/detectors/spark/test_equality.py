@@ -12,13 +12,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from detectors.anomaly import ANOMALY_RULE_ID
 from detectors.derive import DERIVED_TABLES
-from detectors.lake import LAKE_TABLES, export_lake
+from detectors.lake import LAKE_TABLES, export_lake, export_models
 from detectors.rules.engine import RULES_DIR, load_rules
+from detectors.settings import AnomalyParams
 from detectors.spark.engine import run_on_spark
 
 pytestmark = pytest.mark.slow
 RULE_IDS = [r.id for r in load_rules(RULES_DIR)]
+DETECTOR_IDS = [*RULE_IDS, ANOMALY_RULE_ID]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,10 @@ def both(spark, published_sample: Path, tmp_path_factory):
     work = tmp_path_factory.mktemp("spark_equality")
     con = duckdb.connect(str(warehouse), read_only=True)
     export_lake(con, work / "lake")
-    report = run_on_spark(spark, work / "lake", work / "out", load_rules(RULES_DIR))
+    export_models(con, work / "lake")
+    report = run_on_spark(
+        spark, work / "lake", work / "out", load_rules(RULES_DIR), anomaly=AnomalyParams()
+    )
     yield con, report, work / "out"
     con.close()
 
@@ -90,7 +96,7 @@ def test_derived_values_are_equal(both):
     assert spark_paths == duck_paths
 
 
-@pytest.mark.parametrize("rule_id", RULE_IDS)
+@pytest.mark.parametrize("rule_id", DETECTOR_IDS)
 def test_same_findings_for_every_rule(both, rule_id):
     con, report, out = both
     expected = _findings(con, rule_id)
@@ -103,6 +109,7 @@ def test_the_sample_exercises_most_rules(both):
     con, _, _ = both
     fired = {r for (r,) in con.execute("SELECT DISTINCT rule_id FROM findings").fetchall()}
     assert len(fired & set(RULE_IDS)) >= 12
+    assert ANOMALY_RULE_ID in fired
 
 
 def test_findings_are_partitioned_by_day_of_first_seen(both):
@@ -115,3 +122,25 @@ def test_findings_are_partitioned_by_day_of_first_seen(both):
         [str(out / "findings" / "*" / "*.parquet")],
     ).fetchone()[0]
     assert mismatched == 0
+
+
+def test_same_anomaly_scores_from_the_same_models(both):
+    """Spark scores every task DuckDB scored, with the same fitted models: equal scores."""
+    con, report, out = both
+    duck = con.execute(
+        "SELECT task_id, peer_group, version, fused_score, fused_percentile, dominant_signal, "
+        "sequence_score FROM task_anomaly_scores ORDER BY task_id"
+    ).fetchall()
+    spark = duckdb.execute(
+        "SELECT task_id, peer_group, version, fused_score, fused_percentile, dominant_signal, "
+        "sequence_score FROM read_parquet(?) ORDER BY task_id",
+        [str(out / "task_anomaly_scores" / "*.parquet")],
+    ).fetchall()
+    assert report.scored_tasks == len(duck) > 100
+    assert [r[:3] + r[5:6] for r in spark] == [r[:3] + r[5:6] for r in duck]
+    for got, want in zip(spark, duck, strict=True):
+        assert got[3] == pytest.approx(want[3], rel=1e-9, abs=1e-12)
+        assert got[4] == pytest.approx(want[4], abs=1e-9)
+        assert (got[6] is None) == (want[6] is None)
+        if want[6] is not None:
+            assert got[6] == pytest.approx(want[6], rel=1e-9)
