@@ -163,3 +163,34 @@ def test_egress_bytes_and_repeated_external_sends(ingest: Ingester):
         "o1": (0, 0, 1),
         "p1": (0, 0, 1),  # agent-9's sends do not count for agent-8
     }
+
+
+def test_task_sequences_in_passes_equal_one_pass(published_sample):
+    """A big history is built in hash buckets of task ids (the list aggregate does not spill):
+    several passes give exactly the table one pass gives."""
+    import shutil
+
+    import duckdb
+
+    from detectors.derive import build_task_sequences
+
+    copy = published_sample.parent / "derive_passes.duckdb"
+    shutil.copy(published_sample.parent / "wh.duckdb", copy)
+    con = duckdb.connect(str(copy))
+    try:
+        one = build_task_sequences(con)
+        con.execute("CREATE TABLE one_pass AS SELECT * FROM task_sequences")
+        many = build_task_sequences(con, pass_actions=500)
+        assert many == one > 100
+        differences = con.execute(
+            """SELECT count(*) FROM ((SELECT * FROM one_pass EXCEPT ALL SELECT * FROM task_sequences)
+               UNION ALL (SELECT * FROM task_sequences EXCEPT ALL SELECT * FROM one_pass))"""
+        ).fetchone()[0]
+        assert differences == 0
+        actions = con.execute(
+            "SELECT count(*) FROM agent_actions WHERE task_id IS NOT NULL"
+        ).fetchone()[0]
+        assert actions > 2 * 500  # several passes really ran
+    finally:
+        con.close()
+        copy.unlink(missing_ok=True)
