@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -18,6 +19,7 @@ from detectors.catalog import CatalogError, catalog_report, load_catalog
 from detectors.evaluate import EvaluationError
 from detectors.ingest.formats import FORMATS
 from detectors.ingest.pipeline import IngestError, ingest_paths
+from detectors.lake import LakeError
 from detectors.locking import warehouse_lock
 from detectors.rules.engine import RuleError
 from detectors.settings import SettingsError, load_settings
@@ -148,6 +150,8 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.engine == "spark":
+        return _run_spark(args)
     from pipelines.run import run_landing
 
     settings = _settings(args)
@@ -224,6 +228,64 @@ def cmd_detect(args) -> int:
         print(note)
     _print_anomaly_summary(con)
     _print_findings_summary(con, args.top)
+    return EXIT_OK
+
+
+def _run_spark(args) -> int:
+    """``run --engine spark``: the Dagster job chainwatch_spark on the lake (after exporting the
+    warehouse to it with --export)."""
+    from pipelines.run import run_spark
+
+    lake = args.lake or os.environ.get("CHAINWATCH_LAKE") or "data/lake"
+    out = args.out or f"{lake.rstrip('/')}/out"
+    db = _settings(args).db_path if args.export else None
+    if db is None and "://" not in lake and not Path(lake).is_dir():
+        raise LakeError(
+            f"lake folder {lake} does not exist (write one with --export or lake-export)"
+        )
+    outcome = run_spark(
+        lake,
+        out,
+        master=args.master,
+        db_path=db,
+        config_file=args.config,
+        log_level="INFO" if args.verbose else "WARNING",
+    )
+    if db is not None:
+        print(f"exported warehouse {db} to lake {lake}")
+    print(
+        f"ran Dagster job chainwatch_spark on lake {lake}: {'success' if outcome.success else 'FAILED'}"
+    )
+    if not outcome.success:
+        return EXIT_PARTIAL
+    meta = outcome.spark
+    print(
+        _table(
+            ["table", "rows"],
+            [(k.removeprefix("rows_"), v) for k, v in meta.items() if k.startswith("rows_")],
+        )
+    )
+    print(f"tasks scored: {meta['scored_tasks']}, findings: {meta['findings']}")
+    print(
+        "seconds: "
+        + ", ".join(
+            f"{k.removeprefix('seconds_')} {v}" for k, v in meta.items() if k.startswith("seconds_")
+        )
+    )
+    print(f"derived tables, anomaly scores and findings (Parquet, findings by day) in {out}")
+    return EXIT_OK
+
+
+def cmd_lake_export(args) -> int:
+    from detectors.lake import export_lake, export_models
+
+    settings = _settings(args)
+    con = _open(settings.db_path, read_only=True)
+    counts = export_lake(con, args.lake)
+    if not args.no_models:
+        counts.update(export_models(con, args.lake))
+    print(_table(["table", "rows"], sorted(counts.items())))
+    print(f"lake written to {args.lake}")
     return EXIT_OK
 
 
@@ -642,8 +704,38 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="seconds to wait for another run on the same warehouse to end (default: refuse at once)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="duckdb: the daily job on the landing folder (default); spark: derived tables, rules, "
+        "anomaly scores and findings on Spark from the lake (docs/scale-out.md)",
+    )
+    p.add_argument(
+        "--lake", help="spark: lake folder or URI (default $CHAINWATCH_LAKE or data/lake)"
+    )
+    p.add_argument("--out", help="spark: where outputs go (default <lake>/out)")
+    p.add_argument(
+        "--master",
+        help="spark: master URL (default $CHAINWATCH_SPARK_MASTER or local[2]; 'default' leaves it "
+        "to spark-submit)",
+    )
+    p.add_argument(
+        "--export",
+        action="store_true",
+        help="spark: first write the warehouse's canonical tables and models to the lake",
+    )
     _add_common(p, catalog=True)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "lake-export",
+        help="write the warehouse's canonical tables (Parquet by day) and models to a lake folder",
+    )
+    p.add_argument("--lake", required=True, help="lake folder")
+    p.add_argument("--no-models", action="store_true", help="leave the anomaly models out")
+    _add_common(p)
+    p.set_defaults(func=cmd_lake_export)
 
     p = sub.add_parser(
         "refit", help="reassign peer groups and train a new version of the anomaly models"
@@ -737,6 +829,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         RuleError,
         EvaluationError,
+        LakeError,
     ) as exc:
         print(f"chainwatch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

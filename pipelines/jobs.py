@@ -12,6 +12,8 @@ from pipelines.ingest.assets import GROUP as RAW_GROUP
 INGEST_JOB_NAME = "chainwatch_ingest"
 REFIT_JOB_NAME = "chainwatch_refit"
 SCORE_JOB_NAME = "chainwatch_score"
+SPARK_JOB_NAME = "chainwatch_spark"
+LAKE_EXPORT_JOB_NAME = "chainwatch_lake_export"
 
 ingest_job = define_asset_job(
     INGEST_JOB_NAME,
@@ -35,5 +37,20 @@ score_job = define_asset_job(
     selection=AssetSelection.groups(ANOMALY_GROUP, PUBLISH_GROUP),
     description="Score the partitions' tasks with the latest anomaly models and republish findings "
     "(after a refit, without ingesting again).",
+    executor_def=in_process_executor,
+)
+
+spark_job = define_asset_job(
+    SPARK_JOB_NAME,
+    selection=AssetSelection.assets("spark_findings"),
+    description="The Spark engine: derived tables, rules, anomaly scores and findings from the lake "
+    "(the same SQL, translated; the same fitted models).",
+    executor_def=in_process_executor,
+)
+
+lake_export_job = define_asset_job(
+    LAKE_EXPORT_JOB_NAME,
+    selection=AssetSelection.assets("lake_export"),
+    description="Write the warehouse's canonical tables and latest models to the lake.",
     executor_def=in_process_executor,
 )

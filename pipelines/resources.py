@@ -42,6 +42,9 @@ def default_resources(
     landing_dir: str | None = None,
     catalog_path: str | None = None,
     config_file: str | None = None,
+    lake_path: str | None = None,
+    spark_out: str | None = None,
+    spark_master: str | None = None,
 ) -> dict:
     """Local resources; production differs only here (paths from the environment)."""
     db = db_path or os.environ.get("CHAINWATCH_DB") or str(DEFAULT_DB)
@@ -56,4 +59,39 @@ def default_resources(
             config_file=config_file or os.environ.get("CHAINWATCH_CONFIG"),
             catalog_path=catalog_path or os.environ.get("CHAINWATCH_CATALOG"),
         ),
+        "spark": default_spark(lake_path, spark_out, spark_master),
     }
+
+
+class SparkResource(ConfigurableResource):
+    """The Spark engine: where the lake is, where its outputs go, and the session to use.
+
+    ``master`` None leaves the master to spark-submit or the cluster (``local[2]`` here);
+    ``conf`` is passed to the session builder (executor memory, S3 credentials provider, ...).
+    """
+
+    lake_path: str = "data/lake"
+    out_path: str = "data/lake/out"
+    master: str | None = "local[2]"
+    app_name: str = "chainwatch"
+    conf: dict[str, str] = {}
+
+    def session(self):
+        """The active Spark session, created on first use (never stopped here: it is shared)."""
+        from detectors.spark.engine import spark_session
+
+        return spark_session(self.master, self.app_name, **self.conf)
+
+
+def default_spark(
+    lake_path: str | None = None, out_path: str | None = None, master: str | None = None
+) -> SparkResource:
+    """The Spark resource from arguments, else $CHAINWATCH_LAKE, $CHAINWATCH_SPARK_OUT and
+    $CHAINWATCH_SPARK_MASTER ("default" leaves the master to spark-submit)."""
+    lake = lake_path or os.environ.get("CHAINWATCH_LAKE") or "data/lake"
+    master = master or os.environ.get("CHAINWATCH_SPARK_MASTER") or "local[2]"
+    return SparkResource(
+        lake_path=lake,
+        out_path=out_path or os.environ.get("CHAINWATCH_SPARK_OUT") or f"{lake.rstrip('/')}/out",
+        master=None if master == "default" else master,
+    )

@@ -13,7 +13,13 @@ from detectors.ingest.pipeline import file_day, landing_files
 from detectors.locking import warehouse_lock
 from detectors.warehouse import connect
 from pipelines.definitions import build_definitions
-from pipelines.jobs import INGEST_JOB_NAME, REFIT_JOB_NAME, SCORE_JOB_NAME
+from pipelines.jobs import (
+    INGEST_JOB_NAME,
+    LAKE_EXPORT_JOB_NAME,
+    REFIT_JOB_NAME,
+    SCORE_JOB_NAME,
+    SPARK_JOB_NAME,
+)
 
 RefitMode = Literal["auto", "always", "never"]
 
@@ -117,3 +123,59 @@ def _has_models(db_path: str | Path) -> bool:
         )
     finally:
         con.close()
+
+
+@dataclass
+class SparkOutcome:
+    """What an in-process run of the Spark job did (metadata of its assets)."""
+
+    success: bool
+    exported: dict
+    spark: dict
+
+
+def run_spark(
+    lake: str | Path,
+    out: str | Path,
+    *,
+    master: str | None = None,
+    db_path: str | Path | None = None,
+    config_file: str | None = None,
+    log_level: str = "WARNING",
+) -> SparkOutcome:
+    """Execute the Dagster job ``chainwatch_spark`` in-process on ``lake``, writing to ``out``.
+
+    With ``db_path``, the job ``chainwatch_lake_export`` first writes that warehouse's canonical
+    tables and latest models to the lake (holding the warehouse lock while it reads).
+    """
+    defs = build_definitions(
+        db_path=str(db_path) if db_path else None,
+        config_file=config_file,
+        lake_path=str(lake),
+        spark_out=str(out),
+        spark_master=master,
+    )
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    exported: dict = {}
+    if db_path is not None:
+        with warehouse_lock(db_path):
+            export = defs.resolve_job_def(LAKE_EXPORT_JOB_NAME).execute_in_process(
+                run_config=run_config, instance=DagsterInstance.ephemeral(), raise_on_error=False
+            )
+        if not export.success:
+            return SparkOutcome(False, {}, {})
+        exported = _metadata(export, "lake_export")
+    result = defs.resolve_job_def(SPARK_JOB_NAME).execute_in_process(
+        run_config=run_config, instance=DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    return SparkOutcome(
+        result.success, exported, _metadata(result, "spark_findings") if result.success else {}
+    )
+
+
+def _metadata(result, asset_name: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.to_user_string() == asset_name:
+            return {k: v.value for k, v in materialization.metadata.items()}
+    return {}

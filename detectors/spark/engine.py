@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -188,8 +189,10 @@ def run_rules(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
             raise TranslationError(
                 f"{rule.path}: Spark cannot run the translated SQL: {message}"
             ) from exc
+        started = time.perf_counter()
         frame = frame.select(F.lit(rule.id).alias("rule_id"), "*").persist()
-        frame.count()
+        hits = frame.count()
+        log.info("rule %s: %d hits in %.1f s", rule.id, hits, time.perf_counter() - started)
         frames.append(frame)
     if not frames:
         raise ValueError("no rules to run")
@@ -304,7 +307,7 @@ def run_on_spark(
             scores = score_on_spark(spark, lake, top_g=anomaly.top_g).persist()
             scores.createOrReplaceTempView("task_anomaly_scores")
             report.scored_tasks = scores.count()
-            extra_hits, extra_meta = anomaly_hits(spark, anomaly), [anomaly_meta()]
+            extra_hits, extra_meta = anomaly_hits(spark, anomaly).persist(), [anomaly_meta()]
     with clock("rules"):
         found = findings(spark, rules, extra_hits, extra_meta).persist()
         report.findings_by_rule = {

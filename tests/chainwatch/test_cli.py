@@ -298,3 +298,57 @@ def test_every_command_has_help():
     for name, sub in commands.items():
         assert sub.format_help().startswith(f"usage: chainwatch {name}")
     assert {"show", "triage", "recommend", "investigate", "report", "refit"} <= set(commands)
+
+
+def test_run_engine_spark_on_a_missing_lake_is_a_one_line_error(tmp_path, capsys):
+    from chainwatch.cli import main
+
+    code = main(["run", "--engine", "spark", "--lake", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == (
+        f"chainwatch: error: lake folder {tmp_path / 'nowhere'} does not exist "
+        "(write one with --export or lake-export)"
+    )
+
+
+def test_lake_export_writes_tables_by_day_and_models(published_sample, tmp_path, capsys):
+    import shutil
+
+    import duckdb
+
+    from chainwatch.cli import main
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(published_sample.parent / "wh.duckdb", db)
+    assert main(["lake-export", "--db", str(db), "--lake", str(tmp_path / "lake")]) == 0
+    assert "lake written to" in capsys.readouterr().out
+    days = sorted(p.name for p in (tmp_path / "lake" / "agent_actions").iterdir())
+    assert days and all(d.startswith("day=") for d in days)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for table in ("agent_actions", "credential_events", "tasks"):
+            written = duckdb.execute(
+                "SELECT count(*) FROM read_parquet(?)",
+                [str(tmp_path / "lake" / table / "**" / "*.parquet")],
+            ).fetchone()[0]
+            assert written == con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        models = con.execute("SELECT count(DISTINCT peer_group) FROM anomaly_models").fetchone()[0]
+    finally:
+        con.close()
+    exported = duckdb.execute(
+        "SELECT count(*) FROM read_parquet(?)",
+        [str(tmp_path / "lake" / "models" / "anomaly_models" / "*.parquet")],
+    ).fetchone()[0]
+    assert exported == models > 0
+    # A rerun replaces the folders: nothing is written twice.
+    before = duckdb.execute(
+        "SELECT count(*) FROM read_parquet(?)",
+        [str(tmp_path / "lake" / "agent_actions" / "**" / "*.parquet")],
+    ).fetchone()[0]
+    assert main(["lake-export", "--db", str(db), "--lake", str(tmp_path / "lake")]) == 0
+    after = duckdb.execute(
+        "SELECT count(*) FROM read_parquet(?)",
+        [str(tmp_path / "lake" / "agent_actions" / "**" / "*.parquet")],
+    ).fetchone()[0]
+    assert after == before > 1000
