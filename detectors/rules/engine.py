@@ -393,16 +393,18 @@ FROM hits h JOIN evidence e USING (grp) GROUP BY h.grp HAVING count(DISTINCT h.v
 
 def run_rule(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[tuple]:
     """The rule's hits as rows of HIT_COLUMNS (for tests and previews)."""
-    cursor = con.execute(_wrapped(rule), _bound(rule))
+    cursor = con.execute(hits_query(rule), bound_params(rule))
     return cursor.fetchall()
 
 
-def _wrapped(rule: Rule) -> str:
+def hits_query(rule: Rule) -> str:
+    """The rule's logic wrapped to return exactly HIT_COLUMNS, in order."""
     columns = ", ".join(HIT_COLUMNS)
     return f"SELECT {columns} FROM ({rule.sql.strip().rstrip(';')}) AS rule_hits"
 
 
-def _bound(rule: Rule) -> dict[str, Any]:
+def bound_params(rule: Rule) -> dict[str, Any]:
+    """The parameter values the rule's SQL uses (an undefined one is a RuleError)."""
     used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", rule.sql))
     missing = used - set(rule.params)
     if missing:
@@ -466,8 +468,8 @@ def detect(
     counts: dict[str, int] = {}
     for rule in rules:
         con.execute(
-            f"INSERT INTO rule_hits BY NAME SELECT $cw_rule_id AS rule_id, * FROM ({_wrapped(rule)})",
-            {**_bound(rule), "cw_rule_id": rule.id},
+            f"INSERT INTO rule_hits BY NAME SELECT $cw_rule_id AS rule_id, * FROM ({hits_query(rule)})",
+            {**bound_params(rule), "cw_rule_id": rule.id},
         )
         counts[rule.id] = con.execute(
             "SELECT count(*) FROM rule_hits WHERE rule_id = ?", [rule.id]

@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from detectors.derive import DERIVED_TABLES
 from detectors.lake import LAKE_TABLES, LakeError
-from detectors.rules.engine import Rule, RuleMeta, _bound, _wrapped, rule_meta_of
+from detectors.rules.engine import Rule, RuleMeta, bound_params, hits_query, rule_meta_of
 from detectors.settings import AnomalyParams
 from detectors.spark.translate import TranslationError, to_spark, translate_statements
 from detectors.sqlfiles import SQL_DIR
@@ -166,7 +166,7 @@ def build_derived(spark: SparkSession) -> dict[str, int]:
 def rule_sql(rule: Rule) -> str:
     """A rule's hits query in Spark SQL (its HIT_COLUMNS), from the same SQL or YAML chain."""
     try:
-        return to_spark(_wrapped(rule), _bound(rule), source=str(rule.path))
+        return to_spark(hits_query(rule), bound_params(rule), source=str(rule.path))
     except TranslationError:
         raise
     except Exception as exc:  # a rule error names the file already; anything else gets it
