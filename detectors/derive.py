@@ -13,7 +13,7 @@ from detectors.sqlfiles import load_sql, run_sql
 DERIVED_TABLES = ("credential_lifecycles", "task_sequences", "task_features")
 # Actions per pass of task_sequences: DuckDB holds an ordered list aggregate in memory (it does
 # not spill), so a big history is built in passes over hash buckets of task ids.
-SEQUENCE_PASS_ACTIONS = 2_000_000
+SEQUENCE_PASS_ACTIONS = 500_000
 
 
 def build_credential_lifecycles(con: duckdb.DuckDBPyConnection) -> int:
