@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,18 @@ def findings_to_ocsf(
     Activity: Create when the finding was first detected in its latest run, Update after that,
     Close once resolved. Attributes without a value are left out, as OCSF expects.
     """
+    return list(iter_findings_ocsf(con, product_version=product_version))
+
+
+def iter_findings_ocsf(
+    con: duckdb.DuckDBPyConnection, *, product_version: str, batch_rows: int = 10_000
+) -> Iterator[dict[str, Any]]:
+    """The events of :func:`findings_to_ocsf`, fetched in batches (memory stays bounded)."""
     (query,) = load_sql("findings_ocsf")
-    rows = con.execute(
-        query, {"ocsf_version": OCSF_VERSION, "product_version": product_version}
-    ).fetchall()
-    return [_drop_empty(json.loads(event)) for _, event in rows]
+    cursor = con.execute(query, {"ocsf_version": OCSF_VERSION, "product_version": product_version})
+    while rows := cursor.fetchmany(batch_rows):
+        for _, event in rows:
+            yield _drop_empty(json.loads(event))
 
 
 def export_findings_ocsf(
@@ -86,14 +94,15 @@ def export_findings_ocsf(
 ) -> int:
     """Write the OCSF events as JSON lines to ``path`` (replaced atomically); returns the count."""
     path = Path(path)
-    events = findings_to_ocsf(con, product_version=product_version)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
+    written = 0
     with tmp.open("w", encoding="utf-8") as out:
-        for event in events:
+        for event in iter_findings_ocsf(con, product_version=product_version):
             out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+            written += 1
     os.replace(tmp, path)
-    return len(events)
+    return written
 
 
 def _drop_empty(value: Any) -> Any:
