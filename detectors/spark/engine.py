@@ -24,7 +24,14 @@ from sqlglot import exp
 
 from detectors.derive import DERIVED_TABLES
 from detectors.lake import LAKE_TABLES, LakeError
-from detectors.rules.engine import Rule, RuleMeta, bound_params, hits_query, rule_meta_of
+from detectors.rules.engine import (
+    HIT_COLUMNS,
+    Rule,
+    RuleMeta,
+    bound_params,
+    hits_query,
+    rule_meta_of,
+)
 from detectors.settings import AnomalyParams
 from detectors.spark.translate import TranslationError, to_spark, translate_statements
 from detectors.sqlfiles import SQL_DIR
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The findings written to the lake: the run_findings columns DuckDB merges, in its order.
 FINDING_COLUMNS = (
     "finding_id",
     "rule_id",
@@ -43,14 +51,7 @@ FINDING_COLUMNS = (
     "confidence",
     "analytic_type",
     "entity_type",
-    "entity_id",
-    "agent_id",
-    "task_id",
-    "credential_id",
-    "first_seen",
-    "last_seen",
-    "evidence_event_ids",
-    "detail",
+    *HIT_COLUMNS,
     "frameworks",
 )
 
