@@ -232,16 +232,20 @@ def cmd_detect(args) -> int:
 
 
 def _run_spark(args) -> int:
-    """``run --engine spark``: the Dagster job chainwatch_spark on the lake (after exporting the
-    warehouse to it with --export)."""
+    """``run --engine spark``: the Dagster job chainwatch_spark on the lake, after parsing landing
+    files into it on Spark (--raw) or exporting the warehouse to it (--export)."""
     from pipelines.run import run_spark
 
     lake = args.lake or os.environ.get("CHAINWATCH_LAKE") or "data/lake"
     out = args.out or f"{lake.rstrip('/')}/out"
+    if args.raw and args.export:
+        raise LakeError("choose one source for the lake: --raw (landing files) or --export")
     db = _settings(args).db_path if args.export else None
-    if db is None and "://" not in lake and not Path(lake).is_dir():
+    if args.raw and "://" not in args.raw and not Path(args.raw).is_dir():
+        raise LakeError(f"landing folder {args.raw} does not exist")
+    if db is None and not args.raw and "://" not in lake and not Path(lake).is_dir():
         raise LakeError(
-            f"lake folder {lake} does not exist (write one with --export or lake-export)"
+            f"lake folder {lake} does not exist (fill it with --raw, --export or lake-export)"
         )
     outcome = run_spark(
         lake,
@@ -250,9 +254,18 @@ def _run_spark(args) -> int:
         db_path=db,
         config_file=args.config,
         log_level="INFO" if args.verbose else "WARNING",
+        raw=args.raw,
+        refit_tasks_per_agent=args.refit_sample if args.refit else 0,
     )
     if db is not None:
         print(f"exported warehouse {db} to lake {lake}")
+    if outcome.ingested:
+        meta = outcome.ingested
+        print(
+            f"parsed {meta['files']} landing file(s) under {args.raw} on Spark into lake {lake}: "
+            f"{meta['records']} records = {meta['loaded']} loaded + {meta['rejected']} rejected + "
+            f"{meta['duplicates']} duplicates; {meta['file_errors']} file(s) could not be read"
+        )
     print(
         f"ran Dagster job chainwatch_spark on lake {lake}: {'success' if outcome.success else 'FAILED'}"
     )
@@ -265,6 +278,11 @@ def _run_spark(args) -> int:
             [(k.removeprefix("rows_"), v) for k, v in meta.items() if k.startswith("rows_")],
         )
     )
+    if meta.get("refit_sampled_tasks"):
+        print(
+            f"models refit on Spark: {meta['refit_trained_groups']} peer group(s) trained on "
+            f"{meta['refit_sampled_tasks']} sampled tasks"
+        )
     print(f"tasks scored: {meta['scored_tasks']}, findings: {meta['findings']}")
     print(
         "seconds: "
@@ -724,6 +742,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--export",
         action="store_true",
         help="spark: first write the warehouse's canonical tables and models to the lake",
+    )
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="spark: retrain the anomaly models on a sample of the lake before scoring",
+    )
+    p.add_argument(
+        "--refit-sample",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="spark --refit: train on each agent's N most recent tasks of the window (default 1000)",
+    )
+    p.add_argument(
+        "--raw",
+        help="spark: first parse the landing files under this folder or URI on Spark into the "
+        "lake's canonical tables",
     )
     _add_common(p, catalog=True)
     p.set_defaults(func=cmd_run)

@@ -792,7 +792,11 @@ def score_tasks(
 def default_train_until(con: duckdb.DuckDBPyConnection) -> datetime:
     """Midnight (UTC) after the day of the newest task start: the training window covers the last
     ``window_days`` days of data, like the rules' detection window; today's midnight if no task."""
-    newest = con.execute("SELECT max(started_at) FROM tasks").fetchone()[0]
+    return train_until_after(con.execute("SELECT max(started_at) FROM tasks").fetchone()[0])
+
+
+def train_until_after(newest: datetime | None) -> datetime:
+    """Midnight (UTC) after ``newest``; today's midnight when there is none."""
     if newest is None:
         now = datetime.now(UTC).replace(tzinfo=None)
         return datetime(now.year, now.month, now.day)

@@ -6,7 +6,14 @@ from pipelines.anomaly.assets import ANOMALY_ASSETS
 from pipelines.canonical.assets import CANONICAL_ASSETS
 from pipelines.detect.assets import DETECT_ASSETS, PUBLISH_ASSETS
 from pipelines.ingest.assets import RAW_ASSETS
-from pipelines.jobs import ingest_job, lake_export_job, refit_job, score_job, spark_job
+from pipelines.jobs import (
+    ingest_job,
+    lake_export_job,
+    refit_job,
+    score_job,
+    spark_ingest_job,
+    spark_job,
+)
 from pipelines.progress import progress_logger
 from pipelines.resources import default_resources
 from pipelines.schedules import daily_ingest_schedule, weekly_refit_schedule
@@ -25,7 +32,7 @@ def build_definitions(**resource_overrides) -> Definitions:
             *PUBLISH_ASSETS,
             *SPARK_ASSETS,
         ],
-        jobs=[ingest_job, refit_job, score_job, spark_job, lake_export_job],
+        jobs=[ingest_job, refit_job, score_job, spark_job, spark_ingest_job, lake_export_job],
         schedules=[daily_ingest_schedule, weekly_refit_schedule],
         sensors=[landing_folder_sensor],
         resources=default_resources(**resource_overrides),

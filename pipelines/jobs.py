@@ -14,6 +14,7 @@ REFIT_JOB_NAME = "chainwatch_refit"
 SCORE_JOB_NAME = "chainwatch_score"
 SPARK_JOB_NAME = "chainwatch_spark"
 LAKE_EXPORT_JOB_NAME = "chainwatch_lake_export"
+SPARK_INGEST_JOB_NAME = "chainwatch_spark_ingest"
 
 ingest_job = define_asset_job(
     INGEST_JOB_NAME,
@@ -45,6 +46,14 @@ spark_job = define_asset_job(
     selection=AssetSelection.assets("spark_findings"),
     description="The Spark engine: derived tables, rules, anomaly scores and findings from the lake "
     "(the same SQL, translated; the same fitted models).",
+    executor_def=in_process_executor,
+)
+
+spark_ingest_job = define_asset_job(
+    SPARK_INGEST_JOB_NAME,
+    selection=AssetSelection.assets("spark_canonical"),
+    description="The Spark engine's ingest: landing files parsed on Spark (the same parse SQL, in "
+    "DuckDB inside each task) into the lake's canonical tables.",
     executor_def=in_process_executor,
 )
 

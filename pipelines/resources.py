@@ -45,6 +45,8 @@ def default_resources(
     lake_path: str | None = None,
     spark_out: str | None = None,
     spark_master: str | None = None,
+    raw_path: str | None = None,
+    spark_refit: int = 0,
 ) -> dict:
     """Local resources; production differs only here (paths from the environment)."""
     db = db_path or os.environ.get("CHAINWATCH_DB") or str(DEFAULT_DB)
@@ -59,12 +61,13 @@ def default_resources(
             config_file=config_file or os.environ.get("CHAINWATCH_CONFIG"),
             catalog_path=catalog_path or os.environ.get("CHAINWATCH_CATALOG"),
         ),
-        "spark": default_spark(lake_path, spark_out, spark_master),
+        "spark": default_spark(lake_path, spark_out, spark_master, raw_path, spark_refit),
     }
 
 
 class SparkResource(ConfigurableResource):
-    """The Spark engine: where the lake is, where its outputs go, and the session to use.
+    """The Spark engine: where the landing files and the lake are, where its outputs go, and the
+    session to use.
 
     ``master`` None leaves the master to spark-submit or the cluster (``local[2]`` here);
     ``conf`` is passed to the session builder (executor memory, S3 credentials provider, ...).
@@ -72,6 +75,9 @@ class SparkResource(ConfigurableResource):
 
     lake_path: str = "data/lake"
     out_path: str = "data/lake/out"
+    raw_path: str = "data/lake/raw"
+    # >0: retrain the anomaly models on Spark (that many recent tasks per agent) before scoring.
+    refit_tasks_per_agent: int = 0
     master: str | None = "local[2]"
     app_name: str = "chainwatch"
     conf: dict[str, str] = {}
@@ -84,14 +90,21 @@ class SparkResource(ConfigurableResource):
 
 
 def default_spark(
-    lake_path: str | None = None, out_path: str | None = None, master: str | None = None
+    lake_path: str | None = None,
+    out_path: str | None = None,
+    master: str | None = None,
+    raw_path: str | None = None,
+    refit_tasks_per_agent: int = 0,
 ) -> SparkResource:
-    """The Spark resource from arguments, else $CHAINWATCH_LAKE, $CHAINWATCH_SPARK_OUT and
-    $CHAINWATCH_SPARK_MASTER ("default" leaves the master to spark-submit)."""
+    """The Spark resource from arguments, else $CHAINWATCH_LAKE, $CHAINWATCH_SPARK_OUT,
+    $CHAINWATCH_SPARK_MASTER ("default" leaves the master to spark-submit) and
+    $CHAINWATCH_RAW (landing files; default <lake>/raw)."""
     lake = lake_path or os.environ.get("CHAINWATCH_LAKE") or "data/lake"
     master = master or os.environ.get("CHAINWATCH_SPARK_MASTER") or "local[2]"
     return SparkResource(
         lake_path=lake,
         out_path=out_path or os.environ.get("CHAINWATCH_SPARK_OUT") or f"{lake.rstrip('/')}/out",
+        raw_path=raw_path or os.environ.get("CHAINWATCH_RAW") or f"{lake.rstrip('/')}/raw",
+        refit_tasks_per_agent=refit_tasks_per_agent,
         master=None if master == "default" else master,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -18,6 +18,7 @@ from pipelines.jobs import (
     LAKE_EXPORT_JOB_NAME,
     REFIT_JOB_NAME,
     SCORE_JOB_NAME,
+    SPARK_INGEST_JOB_NAME,
     SPARK_JOB_NAME,
 )
 
@@ -132,6 +133,7 @@ class SparkOutcome:
     success: bool
     exported: dict
     spark: dict
+    ingested: dict = field(default_factory=dict)
 
 
 def run_spark(
@@ -142,11 +144,16 @@ def run_spark(
     db_path: str | Path | None = None,
     config_file: str | None = None,
     log_level: str = "WARNING",
+    raw: str | Path | None = None,
+    refit_tasks_per_agent: int = 0,
 ) -> SparkOutcome:
     """Execute the Dagster job ``chainwatch_spark`` in-process on ``lake``, writing to ``out``.
 
-    With ``db_path``, the job ``chainwatch_lake_export`` first writes that warehouse's canonical
-    tables and latest models to the lake (holding the warehouse lock while it reads).
+    With ``raw``, the job ``chainwatch_spark_ingest`` first parses the landing files there on
+    Spark into the lake's canonical tables. With ``db_path``, the job ``chainwatch_lake_export``
+    first writes that warehouse's canonical tables and latest models to the lake (holding the
+    warehouse lock while it reads). With ``refit_tasks_per_agent``, Spark retrains the models on
+    a sample of the lake before scoring.
     """
     defs = build_definitions(
         db_path=str(db_path) if db_path else None,
@@ -154,9 +161,19 @@ def run_spark(
         lake_path=str(lake),
         spark_out=str(out),
         spark_master=master,
+        raw_path=str(raw) if raw is not None else None,
+        spark_refit=refit_tasks_per_agent,
     )
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     exported: dict = {}
+    ingested: dict = {}
+    if raw is not None:
+        ingest = defs.resolve_job_def(SPARK_INGEST_JOB_NAME).execute_in_process(
+            run_config=run_config, instance=DagsterInstance.ephemeral(), raise_on_error=False
+        )
+        if not ingest.success:
+            return SparkOutcome(False, {}, {})
+        ingested = _metadata(ingest, "spark_canonical")
     if db_path is not None:
         with warehouse_lock(db_path):
             export = defs.resolve_job_def(LAKE_EXPORT_JOB_NAME).execute_in_process(
@@ -169,7 +186,10 @@ def run_spark(
         run_config=run_config, instance=DagsterInstance.ephemeral(), raise_on_error=False
     )
     return SparkOutcome(
-        result.success, exported, _metadata(result, "spark_findings") if result.success else {}
+        result.success,
+        exported,
+        _metadata(result, "spark_findings") if result.success else {},
+        ingested,
     )
 
 

@@ -42,13 +42,15 @@ INSERT INTO p_aliases
 SELECT alias_id, credential_id FROM credential_aliases
 WHERE alias_id IN (SELECT alias_id FROM p_creds WHERE alias_id IS NOT NULL);
 
+-- (Columns listed in the same order in both halves: Spark has no UNION BY NAME.)
 CREATE OR REPLACE TEMP TABLE p_creds_resolved AS
-SELECT c.* EXCLUDE (credential_id, alias_id, revoke_prefix), coalesce(c.credential_id, a.credential_id) AS credential_id
+SELECT c.* EXCLUDE (credential_id, alias_id, revoke_prefix, principal), c.principal,
+       coalesce(c.credential_id, a.credential_id) AS credential_id
 FROM p_creds c
 LEFT JOIN (SELECT DISTINCT alias_id, credential_id FROM p_aliases) a ON c.credential_id IS NULL AND a.alias_id = c.alias_id
 WHERE c.revoke_prefix IS NULL
-UNION ALL BY NAME
-SELECT c.* EXCLUDE (credential_id, alias_id, revoke_prefix, principal), l.credential_id, l.principal
+UNION ALL
+SELECT c.* EXCLUDE (credential_id, alias_id, revoke_prefix, principal), l.principal, l.credential_id
 FROM p_creds c
 JOIN (
     SELECT credential_id, principal FROM credential_events WHERE event_type = 'issue' AND credential_kind = 'vault_lease'

@@ -147,7 +147,7 @@ def ingest_paths(
         run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     )
     catalog = catalog or load_catalog(settings.catalog_path)
-    _prepare_session(con, settings, catalog)
+    prepare_session(con, settings, catalog)
 
     batches: dict[str, list[tuple[Path, str, bool]]] = {}
     for path in expand_paths(paths):
@@ -211,7 +211,8 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _prepare_session(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> None:
+def prepare_session(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> None:
+    """Macros (with the hashing key), the tool catalog and lookup tables the parse SQL needs."""
     ipad, opad = _hash_pads(settings.hash_key)
     run_sql(con, "ingest_macros", {"ipad": ipad, "opad": opad})
     register_catalog(con, catalog)
@@ -256,9 +257,14 @@ def _record_file(con, run_id: str, rep: FileReport, sha: str, path: Path, starte
 
 
 def _load_units(
-    con: duckdb.DuckDBPyConnection, fmt: str, files, settings: Settings
+    con: duckdb.DuckDBPyConnection,
+    fmt: str,
+    files,
+    settings: Settings,
+    label: Callable[[Path], str],
 ) -> dict[str, str]:
-    """Fill temp table ``units`` with every file's records; return {file: error} for unreadable ones."""
+    """Fill temp table ``units`` with every file's records (``source_file`` is ``label(path)``);
+    return {label: error} for unreadable files."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE units (source_file VARCHAR, is_document BOOLEAN,
            unit_line BIGINT, unit_offset BIGINT, raw BLOB, raw_len BIGINT, unit_error VARCHAR)"""
@@ -266,20 +272,21 @@ def _load_units(
     keep = max(65536, settings.reject_text_chars * 4)
     failed: dict[str, str] = {}
     for path, _sha, document, compressed in files:
+        name = label(path)
         try:
             if fmt == "native_parquet":
                 con.execute(
                     """INSERT INTO units SELECT ?, false, row_number() OVER (), 0,
                            encode(to_json(t)::VARCHAR), strlen(to_json(t)::VARCHAR), NULL
                        FROM read_parquet(?) t""",
-                    [str(path), str(path)],
+                    [name, str(path)],
                 )
             elif fmt == "native_csv":
-                _load_csv_units(con, path, compressed)
+                _load_csv_units(con, path, name, compressed)
             else:
                 for batch in iter_units(
                     path,
-                    source_file=str(path),
+                    source_file=name,
                     document=document,
                     max_record_bytes=settings.max_record_bytes,
                     max_document_bytes=settings.max_document_bytes,
@@ -293,13 +300,16 @@ def _load_units(
                     )
         except (UnreadableFileError, duckdb.Error, OSError) as exc:
             message = str(exc) if str(path) in str(exc) else f"{path}: cannot read file: {exc}"
+            message = message.replace(str(path), name)
             log.error("%s", message)
-            failed[str(path)] = message
-            con.execute("DELETE FROM units WHERE source_file = ?", [str(path)])
+            failed[name] = message
+            con.execute("DELETE FROM units WHERE source_file = ?", [name])
     return failed
 
 
-def _load_csv_units(con: duckdb.DuckDBPyConnection, path: Path, compressed: bool) -> None:
+def _load_csv_units(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, compressed: bool
+) -> None:
     """CSV rows become JSON objects; rows DuckDB cannot split become units with their CSV error."""
     con.execute("DROP TABLE IF EXISTS cw_csv_rejects")
     con.execute("DROP TABLE IF EXISTS cw_csv_scans")
@@ -308,7 +318,7 @@ def _load_csv_units(con: duckdb.DuckDBPyConnection, path: Path, compressed: bool
            SELECT ?, false, row_number() OVER () + 1, 0, encode(to_json(t)::VARCHAR), strlen(to_json(t)::VARCHAR), NULL
            FROM read_csv(?, header = true, all_varchar = true, ignore_errors = true, compression = ?,
                          store_rejects = true, rejects_table = 'cw_csv_rejects', rejects_scan = 'cw_csv_scans') t""",
-        [str(path), str(path), "gzip" if compressed else "none"],
+        [name, str(path), "gzip" if compressed else "none"],
     )
     # DuckDB writes one reject row per problem; a bad line is one record.
     con.execute(
@@ -318,14 +328,27 @@ def _load_csv_units(con: duckdb.DuckDBPyConnection, path: Path, compressed: bool
                   'csv error: ' || string_agg(DISTINCT lower(replace(error_type::VARCHAR, '_', ' ')), ', ')
                       || ': ' || left(any_value(error_message), 200)
            FROM cw_csv_rejects GROUP BY line""",
-        [str(path)],
+        [name],
     )
 
 
-def _ingest_batch(
-    con, run_id: str, fmt: str, files, settings: Settings, link: bool
-) -> list[FileReport]:
-    started = datetime.now(UTC).replace(tzinfo=None)
+def parse_batch(
+    con: duckdb.DuckDBPyConnection,
+    fmt: str,
+    files,
+    settings: Settings,
+    *,
+    run_id: str,
+    started: datetime,
+    label: Callable[[Path], str] = str,
+) -> tuple[dict, dict[str, str]]:
+    """Parse and classify one batch of ``fmt`` files into the ``p_*`` temp tables, not yet
+    committed; return the statement parameters and {source file: error} for unreadable files.
+
+    ``files`` holds (path, sha256, is_document, compressed); ``label(path)`` names a file in every
+    output row (the Spark engine parses a copy of a lake file under its lake name). Needs
+    ``prepare_session`` on the connection first.
+    """
     params = {
         "max_record_bytes": settings.max_record_bytes,
         "max_document_bytes": settings.max_document_bytes,
@@ -338,10 +361,12 @@ def _ingest_batch(
     con.execute(
         "CREATE OR REPLACE TEMP TABLE batch_files (source_file VARCHAR, source_format VARCHAR, file_sha256 VARCHAR)"
     )
-    con.executemany(
-        "INSERT INTO batch_files VALUES (?, ?, ?)", [(str(p), fmt, sha) for p, sha, _, _ in files]
-    )
-    failed = _load_units(con, fmt, files, settings)
+    if files:
+        con.executemany(
+            "INSERT INTO batch_files VALUES (?, ?, ?)",
+            [(label(p), fmt, sha) for p, sha, _, _ in files],
+        )
+    failed = _load_units(con, fmt, files, settings, label)
     if failed:
         con.execute("DELETE FROM batch_files WHERE list_contains(?, source_file)", [list(failed)])
     run_sql(con, "ingest_parsed_tables")
@@ -351,6 +376,14 @@ def _ingest_batch(
         con.execute("SELECT domains FROM cw_internal_domains").fetchone()[0]
     )
     run_sql(con, "classify_actions", params)
+    return params, failed
+
+
+def _ingest_batch(
+    con, run_id: str, fmt: str, files, settings: Settings, link: bool
+) -> list[FileReport]:
+    started = datetime.now(UTC).replace(tzinfo=None)
+    params, failed = parse_batch(con, fmt, files, settings, run_id=run_id, started=started)
     con.execute("BEGIN TRANSACTION")
     try:
         run_sql(con, "ingest_commit", params)
@@ -382,14 +415,14 @@ def _ingest_batch(
             con.execute("ROLLBACK")
         raise
     finally:
-        _drop_batch_tables(con)
+        drop_batch_tables(con)
     return reports
 
 
 _SESSION_TABLES = {"cw_key", "catalog", "cw_internal_domains", "cw_vault_lease_ttls"}
 
 
-def _drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
+def drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Free the batch's temp tables: they hold raw (unredacted) input and can be large."""
     names = [
         row[0]

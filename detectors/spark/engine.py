@@ -33,7 +33,12 @@ from detectors.rules.engine import (
     rule_meta_of,
 )
 from detectors.settings import AnomalyParams
-from detectors.spark.translate import TranslationError, to_spark, translate_statements
+from detectors.spark.translate import (
+    TranslationError,
+    iter_statements,
+    to_spark,
+    translate_statements,
+)
 from detectors.sqlfiles import SQL_DIR
 
 if TYPE_CHECKING:
@@ -139,16 +144,25 @@ def load_lake(spark: SparkSession, lake: str | Path) -> dict[str, int]:
 
 
 def run_statements(spark: SparkSession, name: str, params: dict[str, Any] | None = None) -> None:
-    """Run the translated statements of ``sql/<name>.sql``: each built table is a cached view."""
-    for statement in translate_statements(name, params):
-        if statement.kind == "create":
-            frame = spark.sql(statement.sql).persist()
+    """Run the translated statements of ``sql/<name>.sql``: each built or changed table becomes a
+    view over its materialised rows (the view is replaced; nothing is updated in place). Local
+    checkpoints cut the lineage: a chain of cached plans over plans grows the plan text Spark
+    keeps for each one until the driver runs out of memory."""
+    for statement in iter_statements(
+        name, params, columns=lambda table: spark.table(table).columns
+    ):
+        if statement.kind in ("create", "replace"):
+            frame = spark.sql(statement.sql).localCheckpoint()
             frame.createOrReplaceTempView(statement.table)
         elif statement.kind == "insert":
+            target = spark.table(statement.table)
             rows = spark.sql(statement.sql)
-            spark.table(statement.table).unionByName(rows).persist().createOrReplaceTempView(
-                statement.table
-            )
+            if statement.by_name:
+                rows = rows.unionByName(target.limit(0), allowMissingColumns=True)
+            else:
+                rows = rows.toDF(*target.columns)
+            rows = rows.select([rows[c].cast(t).alias(c) for c, t in target.dtypes])
+            target.unionByName(rows).localCheckpoint().createOrReplaceTempView(statement.table)
         elif statement.kind == "drop":
             spark.catalog.dropTempView(statement.table)
         else:
@@ -275,6 +289,8 @@ class SparkRunReport:
     lake_counts: dict[str, int] = field(default_factory=dict)
     derived_counts: dict[str, int] = field(default_factory=dict)
     scored_tasks: int = 0
+    refit_sampled_tasks: int = 0
+    refit_trained: list[str] = field(default_factory=list)
     findings_by_rule: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -287,10 +303,12 @@ def run_on_spark(
     rules: list[Rule],
     *,
     anomaly: AnomalyParams | None = None,
+    refit_tasks_per_agent: int = 0,
 ) -> SparkRunReport:
     """Lake in; derived tables, anomaly scores and findings out as Parquet (findings partitioned by
     the day of first_seen). With ``anomaly``, tasks are scored with the models in
-    ``<lake>/models`` and anomaly findings join the rule findings."""
+    ``<lake>/models`` and anomaly findings join the rule findings; with ``refit_tasks_per_agent``
+    those models are first retrained on that many recent tasks per agent."""
     from pyspark.sql import functions as F
 
     report = SparkRunReport()
@@ -302,7 +320,14 @@ def run_on_spark(
     extra_hits, extra_meta = None, []
     if anomaly is not None:
         from detectors.detect import anomaly_meta
-        from detectors.spark.models import anomaly_hits, score_on_spark
+        from detectors.spark.models import anomaly_hits, refit_on_spark, score_on_spark
+
+        if refit_tasks_per_agent:
+            with clock("models_refit"):
+                refit, report.refit_sampled_tasks = refit_on_spark(
+                    spark, lake, anomaly, max_tasks_per_agent=refit_tasks_per_agent
+                )
+                report.refit_trained = refit.trained
 
         with clock("models_score"):
             scores = score_on_spark(spark, lake, top_g=anomaly.top_g).persist()

@@ -1,7 +1,8 @@
 """Anomaly scoring on Spark with the same fitted scikit-learn models as the DuckDB engine.
 
-Models are trained where they are trained today (``chainwatch refit``, on the warehouse or on a
-sample of the lake loaded into DuckDB) and exported with :func:`detectors.lake.export_models`.
+Models are trained by the DuckDB engine's code: on the warehouse (``chainwatch refit``, then
+:func:`detectors.lake.export_models`), or by :func:`refit_on_spark` on a sample of the lake's
+training window that Spark selects and hands to an in-memory DuckDB on the driver.
 Spark broadcasts them and scores every task in ``mapInArrow`` with
 :func:`detectors.anomaly.score_group`, the function the DuckDB engine calls; the sequence signal
 comes from ``sql/sequence_rarity.sql`` and the anomaly hits from ``sql/anomaly_hits.sql``, both
@@ -12,11 +13,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detectors.anomaly import ANOMALY_RULE_ID, MODEL_COLUMNS, score_group
-from detectors.lake import MODEL_TABLES, LakeError
+from detectors.anomaly import (
+    ANOMALY_RULE_ID,
+    MODEL_COLUMNS,
+    RefitReport,
+    refit,
+    score_group,
+    train_until_after,
+)
+from detectors.lake import MODEL_TABLES, LakeError, export_models
 from detectors.settings import AnomalyParams
 from detectors.spark.translate import translate_statements
 
@@ -42,7 +51,8 @@ def load_models(spark: SparkSession, lake: str | Path) -> list[tuple]:
         path = f"{base}/{table}"
         if "://" not in path and not Path(path).exists():
             raise LakeError(
-                f"{path} does not exist: export the models first (chainwatch lake-export)"
+                f"{path} does not exist: export the warehouse's models (chainwatch lake-export) "
+                "or refit on Spark (chainwatch run --engine spark --refit)"
             )
         spark.read.parquet(path).createOrReplaceTempView(table)
     columns = [c.strip() for c in MODEL_COLUMNS.split(",")]
@@ -115,6 +125,72 @@ def score_on_spark(spark: SparkSession, lake: str | Path, top_g: int = 3) -> Dat
             ),
         )
     )
+
+
+# What training reads, for the sampled tasks (and the window's actions linked to no task); the
+# derived tables as Spark built them on all history, so that features such as new_tools mean
+# what they mean when scoring.
+TRAINING_TABLES = ("tasks", "agent_actions", "task_features", "task_sequences")
+
+
+def refit_on_spark(
+    spark: SparkSession, lake: str | Path, params: AnomalyParams, *, max_tasks_per_agent: int
+) -> tuple[RefitReport, int]:
+    """Train new models on the training window's tasks (each agent's most recent
+    ``max_tasks_per_agent``, a bounded sample for the driver) and write them to ``<lake>/models``;
+    the refit report and the number of tasks sampled. Needs the canonical and derived views."""
+    import duckdb
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from detectors.warehouse import prepare
+
+    if max_tasks_per_agent < 1:
+        raise ValueError("max_tasks_per_agent must be at least 1")
+    # As wall-clock UTC (the session's zone): Python would otherwise convert to its local zone.
+    newest = spark.table("tasks").agg(F.max("started_at").cast("timestamp_ntz")).first()[0]
+    until = train_until_after(newest)
+    since = until - timedelta(days=params.window_days)
+
+    def utc(moment):
+        return F.lit(moment.isoformat(sep=" ")).cast("timestamp")
+
+    recent = Window.partitionBy("agent_id").orderBy(F.col("started_at").desc(), "task_id")
+    sample = (
+        spark.table("tasks")
+        .where((F.col("started_at") >= utc(since)) & (F.col("started_at") < utc(until)))
+        .withColumn("_n", F.row_number().over(recent))
+        .where(F.col("_n") <= max_tasks_per_agent)
+        .select("task_id")
+        .localCheckpoint()
+    )
+    con = duckdb.connect()
+    try:
+        prepare(con)
+        sampled = 0
+        for table in TRAINING_TABLES:
+            frame = spark.table(table).join(sample, "task_id", "left_semi")
+            if table == "agent_actions":
+                # Actions linked to no task still shape their agent's tool profile (peer groups).
+                unlinked = spark.table(table).where(
+                    F.col("task_id").isNull()
+                    & (F.col("ts") >= utc(since))
+                    & (F.col("ts") < utc(until))
+                )
+                frame = frame.unionByName(unlinked)
+            rows = frame.toArrow()  # noqa: F841 - scanned by DuckDB
+            if table in ("task_features", "task_sequences"):
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM rows")  # noqa: S608 - fixed names
+            else:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows")  # noqa: S608
+            if table == "tasks":
+                sampled = con.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        report = refit(con, params, train_until=until)
+        export_models(con, lake)
+    finally:
+        con.close()
+    log.info("refit on %d sampled tasks before %s: %s", sampled, until, report.trained)
+    return report, sampled
 
 
 def anomaly_hits(spark: SparkSession, params: AnomalyParams) -> DataFrame:

@@ -9,6 +9,7 @@ Anything sqlglot cannot express in Spark raises :class:`TranslationError` naming
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,11 +27,13 @@ class TranslationError(ValueError):
 
 @dataclass(frozen=True)
 class Statement:
-    """One translated statement: a table built from a query, a dropped table, or a query."""
+    """One translated statement: a table built from a query, rows added to a table, a table
+    replaced by a query over itself (a DELETE or UPDATE), a dropped table, or a query."""
 
-    kind: str  # "create" | "insert" (rows for ``table``) | "drop" | "query"
+    kind: str  # "create" | "insert" (rows for ``table``) | "replace" | "drop" | "query"
     table: str | None
     sql: str
+    by_name: bool = False  # an insert whose columns match the table's by name, not position
 
 
 def to_spark(sql: str, params: dict[str, Any] | None = None, *, source: str = "SQL") -> str:
@@ -39,36 +42,122 @@ def to_spark(sql: str, params: dict[str, Any] | None = None, *, source: str = "S
 
 
 def translate_statements(
-    name: str, params: dict[str, Any] | None = None, *, first: int | None = None
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    first: int | None = None,
+    columns: Callable[[str], list[str]] | None = None,
 ) -> list[Statement]:
-    """Translate the statements of ``sql/<name>.sql`` (only the ``first`` ones when given):
+    """All of :func:`iter_statements` at once."""
+    return list(iter_statements(name, params, first=first, columns=columns))
+
+
+def iter_statements(
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    first: int | None = None,
+    columns: Callable[[str], list[str]] | None = None,
+) -> Iterator[Statement]:
+    """Translate the statements of ``sql/<name>.sql`` one at a time, as they are run (only the
+    ``first`` ones when given):
     ``CREATE [OR REPLACE] [TEMP] TABLE x AS q`` becomes a table built from ``q``, ``INSERT INTO x
-    q`` the rows ``q`` adds to ``x``, ``DROP TABLE x`` a drop; other statements are errors."""
-    out = []
+    q`` the rows ``q`` adds to ``x``, ``DELETE FROM x WHERE c`` and ``UPDATE x SET ... FROM s
+    WHERE c`` a query that rebuilds ``x`` (``columns(x)`` names its columns), ``DROP TABLE x`` a
+    drop; other statements are errors."""
     for i, text in enumerate(load_sql(name)[:first]):
         source = f"sql/{name}.sql statement {i + 1}"
         tree = _parse(text, source)
         if isinstance(tree, exp.Create) and isinstance(tree.expression, exp.Query):
             table = tree.this.name if isinstance(tree.this, exp.Table) else tree.this.this.name
             query = _rewrite(tree.expression, params or {}, source)
-            out.append(Statement("create", table, _generate(query, source)))
+            yield Statement("create", table, _generate(query, source))
         elif isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Query):
-            target = tree.this if isinstance(tree.this, exp.Table) else tree.this.this
+            if isinstance(tree.this, exp.Schema):
+                raise TranslationError(f"{source}: name no column list in INSERT; use BY NAME")
             query = _rewrite(tree.expression, params or {}, source)
-            out.append(Statement("insert", target.name, _generate(query, source)))
+            by_name = bool(tree.args.get("by_name"))
+            yield Statement("insert", tree.this.name, _generate(query, source), by_name)
+        elif isinstance(tree, exp.Delete):
+            yield _delete(tree, params or {}, source)
+        elif isinstance(tree, exp.Update):
+            if columns is None:
+                raise TranslationError(f"{source}: an UPDATE needs the columns of its table")
+            yield _update(tree, params or {}, source, columns)
         elif isinstance(tree, exp.Drop):
-            out.extend(Statement("drop", t.name, "") for t in tree.args.get("tables") or [])
+            yield from (Statement("drop", t.name, "") for t in tree.args.get("tables") or [])
         elif isinstance(tree, exp.Query):
-            out.append(
-                Statement("query", None, _generate(_rewrite(tree, params or {}, source), source))
-            )
+            yield Statement("query", None, _generate(_rewrite(tree, params or {}, source), source))
         else:
             raise TranslationError(
-                f"{source}: only CREATE TABLE ... AS SELECT, INSERT ... SELECT, DROP TABLE and "
-                "queries run on Spark, "
+                f"{source}: only CREATE TABLE ... AS SELECT, INSERT ... SELECT, DELETE, "
+                "UPDATE ... FROM, DROP TABLE and queries run on Spark, "
                 f"not {tree.key.upper()}"
             )
-    return out
+
+
+def _delete(tree: exp.Delete, params: dict[str, Any], source: str) -> Statement:
+    """The rows a DELETE keeps: those its condition is not true for (NULL keeps a row)."""
+    table = tree.this.name
+    where = tree.args.get("where")
+    if where is None:
+        keep: exp.Expression = exp.false()
+    else:
+        condition = _rewrite(where.this, params, source)
+        keep = exp.or_(exp.not_(exp.paren(condition)), exp.paren(condition.copy()).is_(exp.null()))
+    query = exp.select("*").from_(exp.to_table(table)).where(keep)
+    return Statement("replace", table, _generate(query, source))
+
+
+_MATCHED = "__cw_matched"
+
+
+def _update(
+    tree: exp.Update, params: dict[str, Any], source: str, columns: Callable[[str], list[str]]
+) -> Statement:
+    """``UPDATE t SET c = e FROM s WHERE w`` as ``t LEFT JOIN s ON w``, each set column taking
+    ``e`` where a row of ``s`` matched. Like DuckDB, it expects at most one match per row of ``t``."""
+    target = tree.this
+    if not isinstance(target, exp.Table) or target.alias:
+        raise TranslationError(f"{source}: UPDATE needs an unaliased table")
+    table = target.name
+    from_ = tree.args.get("from_") or tree.args.get("from")
+    where = tree.args.get("where")
+    if from_ is None or where is None:
+        raise TranslationError(f"{source}: only UPDATE ... FROM ... WHERE runs on Spark")
+    src = from_.this
+    alias = src.alias_or_name
+    if isinstance(src, exp.Table):
+        inner = exp.select("*").from_(exp.to_table(src.name))
+    elif isinstance(src, exp.Subquery) and src.alias:
+        inner = exp.select("*").from_(exp.paren(src.this.copy()).as_("__cw_source"))
+    else:
+        raise TranslationError(f"{source}: UPDATE ... FROM needs a table or an aliased subquery")
+    inner = _rewrite(inner.select(exp.true().as_(_MATCHED)), params, source)
+    sets = {}
+    for assignment in tree.expressions:
+        sets[assignment.this.name] = _rewrite(assignment.expression, params, source)
+    known = columns(table)
+    unknown = sorted(set(sets) - set(known))
+    if unknown:
+        raise TranslationError(f"{source}: {table} has no column {', '.join(unknown)}")
+    matched = exp.column(_MATCHED, table=alias)
+    select = [
+        exp.Case(ifs=[exp.If(this=matched, true=sets[c])], default=exp.column(c, table=table)).as_(
+            c
+        )
+        if c in sets
+        else exp.column(c, table=table).as_(c)
+        for c in known
+    ]
+    query = (
+        exp.select(*select)
+        .from_(exp.to_table(table))
+        .join(
+            exp.paren(inner).as_(alias), on=_rewrite(where.this, params, source), join_type="left"
+        )
+    )
+    return Statement("replace", table, _generate(query, source))
 
 
 def _parse(sql: str, source: str) -> exp.Expression:

@@ -1,5 +1,6 @@
-"""The Spark engine's assets: the lake export from the DuckDB warehouse, and the findings Spark
-computes from the lake (derived tables, rules, anomaly scores; detectors/spark)."""
+"""The Spark engine's assets: the lake's canonical tables, either parsed on Spark from landing
+files or exported from the DuckDB warehouse, and the findings Spark computes from the lake
+(derived tables, rules, anomaly scores; detectors/spark)."""
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 from dagster_duckdb import DuckDBResource
@@ -27,6 +28,33 @@ def lake_export(duckdb: DuckDBResource, spark: SparkResource) -> MaterializeResu
     )
 
 
+@asset(group_name=GROUP, kinds={"spark", "duckdb", "parquet"})
+def spark_canonical(
+    context: AssetExecutionContext, spark: SparkResource, chainwatch: ChainwatchConfig
+) -> MaterializeResult:
+    """The landing files under ``raw_path`` parsed on Spark into the lake's canonical tables
+    (Parquet, event tables by day), with rejected records and per-file conservation counts."""
+    from detectors.spark.ingest import ingest_to_lake
+
+    settings = chainwatch.settings(db_path="unused")
+    report = ingest_to_lake(spark.session(), spark.raw_path, spark.lake_path, settings)
+    for message in report.file_errors:
+        context.log.error(message)
+    return MaterializeResult(
+        metadata={
+            "raw": spark.raw_path,
+            "lake": spark.lake_path,
+            "files": report.files,
+            "file_errors": len(report.file_errors),
+            **{
+                f"{fate}": report.total(fate)
+                for fate in ("records", "loaded", "rejected", "duplicates")
+            },
+            **{f"rows_{k}": v for k, v in report.counts.items()},
+        }
+    )
+
+
 @asset(group_name=GROUP, kinds={"spark", "parquet", "scikitlearn"})
 def spark_findings(
     context: AssetExecutionContext, spark: SparkResource, chainwatch: ChainwatchConfig
@@ -42,12 +70,15 @@ def spark_findings(
         spark.out_path,
         load_rules(RULES_DIR, settings.rule_parameters),
         anomaly=settings.anomaly,
+        refit_tasks_per_agent=spark.refit_tasks_per_agent,
     )
     context.log.info("spark run: %s", report.seconds)
     return MaterializeResult(
         metadata={
             "out": spark.out_path,
             "scored_tasks": report.scored_tasks,
+            "refit_sampled_tasks": report.refit_sampled_tasks,
+            "refit_trained_groups": len(report.refit_trained),
             "findings": sum(report.findings_by_rule.values()),
             **{f"rows_{k}": v for k, v in {**report.lake_counts, **report.derived_counts}.items()},
             **{f"seconds_{k}": v for k, v in report.seconds.items()},
@@ -55,4 +86,4 @@ def spark_findings(
     )
 
 
-SPARK_ASSETS = [lake_export, spark_findings]
+SPARK_ASSETS = [spark_canonical, lake_export, spark_findings]

@@ -28,21 +28,73 @@ def test_unparseable_sql_names_the_source():
         to_spark("SELECT FROM WHERE (", source="rules/bad.sql")
 
 
-def test_only_table_building_statements_translate(tmp_path, monkeypatch):
+@pytest.fixture
+def sql_dir(tmp_path, monkeypatch):
+    """A folder standing in for ``sql/`` (write <name>.sql files into it)."""
     from detectors import sqlfiles
 
-    (tmp_path / "mixed.sql").write_text(
-        "CREATE OR REPLACE TEMP TABLE a AS SELECT 1 AS x;\nDROP TABLE a;\nUPDATE b SET x = 1;\n"
-    )
     monkeypatch.setattr(sqlfiles, "SQL_DIR", tmp_path)
     sqlfiles.load_sql.cache_clear()
-    try:
-        first_two = translate_statements("mixed", first=2)
-        assert [(s.kind, s.table) for s in first_two] == [("create", "a"), ("drop", "a")]
-        with pytest.raises(TranslationError, match=r"sql/mixed.sql statement 3: .* not UPDATE"):
-            translate_statements("mixed")
-    finally:
-        sqlfiles.load_sql.cache_clear()
+    yield tmp_path
+    sqlfiles.load_sql.cache_clear()
+
+
+def test_only_table_building_statements_translate(sql_dir):
+    (sql_dir / "mixed.sql").write_text(
+        "CREATE OR REPLACE TEMP TABLE a AS SELECT 1 AS x;\nDROP TABLE a;\n"
+        "ALTER TABLE b ADD COLUMN y INTEGER;\n"
+    )
+    first_two = translate_statements("mixed", first=2)
+    assert [(s.kind, s.table) for s in first_two] == [("create", "a"), ("drop", "a")]
+    with pytest.raises(TranslationError, match=r"sql/mixed.sql statement 3: .* not ALTER"):
+        translate_statements("mixed")
+
+
+def test_update_needs_from_and_where_and_known_columns(sql_dir):
+    (sql_dir / "plain.sql").write_text("UPDATE b SET x = 1;\n")
+    (sql_dir / "unknown.sql").write_text("UPDATE b SET nope = s.x FROM s WHERE b.id = s.id;\n")
+    with pytest.raises(TranslationError, match="needs the columns"):
+        translate_statements("plain")
+    with pytest.raises(TranslationError, match=r"statement 1: only UPDATE \.\.\. FROM"):
+        translate_statements("plain", columns=lambda t: ["x"])
+    with pytest.raises(TranslationError, match="b has no column nope"):
+        translate_statements("unknown", columns=lambda t: ["id", "x"])
+
+
+# DELETE and UPDATE ... FROM (a NULL condition keeps a row; unmatched rows keep their values),
+# INSERT by position and BY NAME (missing columns NULL): the ingest commit and linking use them.
+CHANGES_SQL = """
+CREATE OR REPLACE TEMP TABLE t AS SELECT * FROM (VALUES
+    (1, 'a', NULL), (2, 'b', 5), (3, NULL, 7), (4, 'd', 8), (5, 'e', NULL), (8, 'h', 9)
+) v(id, name, n);
+CREATE OR REPLACE TEMP TABLE s AS SELECT * FROM (VALUES (1, 10), (3, 30), (9, 90)) v(id, n);
+UPDATE t SET n = s.n + coalesce(t.n, 0), name = coalesce(t.name, 'filled') FROM s WHERE t.id = s.id;
+UPDATE t SET name = upper(t.name) FROM (SELECT 4 AS id) u WHERE t.id = u.id AND t.n IS NOT NULL;
+DELETE FROM t WHERE n < 6;
+DELETE FROM t WHERE id IN (SELECT id + 5 FROM s);
+INSERT INTO t BY NAME SELECT 'g' AS name, 7 AS id;
+INSERT INTO t SELECT 6, 'f', 60;
+"""
+
+
+def test_delete_update_and_insert_change_rows_as_in_duckdb(spark, sql_dir):
+    from detectors.spark.engine import run_statements
+
+    (sql_dir / "changes.sql").write_text(CHANGES_SQL)
+    con = duckdb.connect()
+    con.execute(CHANGES_SQL)
+    expected = con.execute("SELECT id, name, n FROM t ORDER BY id").fetchall()
+    assert expected == [
+        (1, "a", 10),
+        (3, "filled", 37),
+        (4, "D", 8),
+        (5, "e", None),
+        (6, "f", 60),
+        (7, "g", None),
+    ]
+    run_statements(spark, "changes")
+    rows = [tuple(r) for r in spark.sql("SELECT id, name, n FROM t ORDER BY id").collect()]
+    assert rows == expected
 
 
 def test_ordered_list_keeps_its_order():
