@@ -255,7 +255,8 @@ def _run_spark(args) -> int:
         config_file=args.config,
         log_level="INFO" if args.verbose else "WARNING",
         raw=args.raw,
-        refit_tasks_per_agent=args.refit_sample if args.refit else 0,
+        refit=args.refit,
+        refit_tasks_per_agent=args.refit_sample,
     )
     if db is not None:
         print(f"exported warehouse {db} to lake {lake}")
@@ -714,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "always", "never"),
         default="auto",
         help="refit the anomaly models after the ingest: auto = only if none exists yet "
-        "(default); otherwise the weekly schedule or `chainwatch refit` does it",
+        "(default); otherwise the weekly schedule or `chainwatch refit` does it. spark: in the "
+        "lake's models folder, trained on a sample of the lake",
     )
     p.add_argument(
         "--wait",
@@ -744,16 +746,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="spark: first write the warehouse's canonical tables and models to the lake",
     )
     p.add_argument(
-        "--refit",
-        action="store_true",
-        help="spark: retrain the anomaly models on a sample of the lake before scoring",
-    )
-    p.add_argument(
         "--refit-sample",
         type=int,
         default=1000,
         metavar="N",
-        help="spark --refit: train on each agent's N most recent tasks of the window (default 1000)",
+        help="spark: a refit trains on each agent's N most recent tasks of the window (default 1000)",
     )
     p.add_argument(
         "--raw",

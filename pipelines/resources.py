@@ -46,7 +46,8 @@ def default_resources(
     spark_out: str | None = None,
     spark_master: str | None = None,
     raw_path: str | None = None,
-    spark_refit: int = 0,
+    spark_refit: str = "auto",
+    spark_refit_tasks: int = 1000,
 ) -> dict:
     """Local resources; production differs only here (paths from the environment)."""
     db = db_path or os.environ.get("CHAINWATCH_DB") or str(DEFAULT_DB)
@@ -61,7 +62,9 @@ def default_resources(
             config_file=config_file or os.environ.get("CHAINWATCH_CONFIG"),
             catalog_path=catalog_path or os.environ.get("CHAINWATCH_CATALOG"),
         ),
-        "spark": default_spark(lake_path, spark_out, spark_master, raw_path, spark_refit),
+        "spark": default_spark(
+            lake_path, spark_out, spark_master, raw_path, spark_refit, spark_refit_tasks
+        ),
     }
 
 
@@ -76,8 +79,10 @@ class SparkResource(ConfigurableResource):
     lake_path: str = "data/lake"
     out_path: str = "data/lake/out"
     raw_path: str = "data/lake/raw"
-    # >0: retrain the anomaly models on Spark (that many recent tasks per agent) before scoring.
-    refit_tasks_per_agent: int = 0
+    # Retrain the anomaly models on Spark before scoring: auto = when the lake has none; on each
+    # agent's refit_tasks_per_agent most recent tasks of the training window.
+    refit: str = "auto"
+    refit_tasks_per_agent: int = 1000
     master: str | None = "local[2]"
     app_name: str = "chainwatch"
     conf: dict[str, str] = {}
@@ -94,7 +99,8 @@ def default_spark(
     out_path: str | None = None,
     master: str | None = None,
     raw_path: str | None = None,
-    refit_tasks_per_agent: int = 0,
+    refit: str = "auto",
+    refit_tasks_per_agent: int = 1000,
 ) -> SparkResource:
     """The Spark resource from arguments, else $CHAINWATCH_LAKE, $CHAINWATCH_SPARK_OUT,
     $CHAINWATCH_SPARK_MASTER ("default" leaves the master to spark-submit) and
@@ -105,6 +111,7 @@ def default_spark(
         lake_path=lake,
         out_path=out_path or os.environ.get("CHAINWATCH_SPARK_OUT") or f"{lake.rstrip('/')}/out",
         raw_path=raw_path or os.environ.get("CHAINWATCH_RAW") or f"{lake.rstrip('/')}/raw",
+        refit=refit,
         refit_tasks_per_agent=refit_tasks_per_agent,
         master=None if master == "default" else master,
     )

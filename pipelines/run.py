@@ -145,15 +145,16 @@ def run_spark(
     config_file: str | None = None,
     log_level: str = "WARNING",
     raw: str | Path | None = None,
-    refit_tasks_per_agent: int = 0,
+    refit: RefitMode = "auto",
+    refit_tasks_per_agent: int = 1000,
 ) -> SparkOutcome:
     """Execute the Dagster job ``chainwatch_spark`` in-process on ``lake``, writing to ``out``.
 
     With ``raw``, the job ``chainwatch_spark_ingest`` first parses the landing files there on
     Spark into the lake's canonical tables. With ``db_path``, the job ``chainwatch_lake_export``
     first writes that warehouse's canonical tables and latest models to the lake (holding the
-    warehouse lock while it reads). With ``refit_tasks_per_agent``, Spark retrains the models on
-    a sample of the lake before scoring.
+    warehouse lock while it reads). ``refit`` (auto: when the lake has no models) retrains the
+    models on each agent's ``refit_tasks_per_agent`` most recent tasks before scoring.
     """
     defs = build_definitions(
         db_path=str(db_path) if db_path else None,
@@ -162,7 +163,8 @@ def run_spark(
         spark_out=str(out),
         spark_master=master,
         raw_path=str(raw) if raw is not None else None,
-        spark_refit=refit_tasks_per_agent,
+        spark_refit=refit,
+        spark_refit_tasks=refit_tasks_per_agent,
     )
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     exported: dict = {}

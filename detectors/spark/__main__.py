@@ -1,7 +1,11 @@
-"""Run the Spark engine from a lake: ``python -m detectors.spark --lake L --out O``, or under
-spark-submit (``spark-submit ... $(python -c 'import detectors.spark.__main__ as m; print(m.__file__)') --lake ...``).
+"""Run the Spark engine: ``python -m detectors.spark --lake L --out O [--raw R] [--refit always]``.
 
-Without ``--master`` the master comes from spark-submit or the cluster's defaults.
+Under spark-submit, pass this file as the application (its path:
+``python -c 'import detectors.spark.__main__ as m; print(m.__file__)'``). With ``--raw`` the
+landing files there are parsed on Spark into the lake's canonical tables first; the anomaly
+models are retrained on a sample of the lake before scoring when the lake has none, or always
+with ``--refit always``. Without ``--master`` the
+master comes from spark-submit or the cluster's defaults.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from detectors.rules.engine import RULES_DIR, load_rules
 from detectors.settings import load_settings
 from detectors.spark.engine import run_on_spark, spark_session
+from detectors.spark.ingest import ingest_to_lake
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +29,26 @@ def main(argv: list[str] | None = None) -> int:
         "--lake", required=True, help="lake path or URI (s3a://..., hdfs://..., a folder)"
     )
     parser.add_argument("--out", required=True, help="where derived tables, scores and findings go")
+    parser.add_argument(
+        "--raw", help="landing files to parse on Spark into the lake's canonical tables first"
+    )
     parser.add_argument("--master", help="master URL (default: spark-submit's / the cluster's)")
     parser.add_argument(
-        "--config", help="chainwatch settings YAML (rule parameters, anomaly settings)"
+        "--config", help="chainwatch settings YAML (rule parameters, anomaly settings, hash key)"
+    )
+    parser.add_argument(
+        "--refit",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="retrain the anomaly models on a sample of the lake before scoring: auto = when the "
+        "lake has none (default)",
+    )
+    parser.add_argument(
+        "--refit-sample",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="a refit trains on each agent's N most recent tasks of the window (default 1000)",
     )
     parser.add_argument("--no-models", action="store_true", help="rules only: no anomaly scoring")
     args = parser.parse_args(argv)
@@ -35,15 +57,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = load_settings(args.config)
     spark = spark_session(args.master)
+    ingested: dict = {}
+    if args.raw:
+        ingest = ingest_to_lake(spark, args.raw, args.lake, settings)
+        ingested = {
+            "files": ingest.files,
+            "file_errors": ingest.file_errors,
+            "records_by_format": ingest.by_format,
+            "canonical_rows": ingest.counts,
+        }
     report = run_on_spark(
         spark,
         args.lake,
         args.out,
         load_rules(RULES_DIR, settings.rule_parameters),
         anomaly=None if args.no_models else settings.anomaly,
+        refit=args.refit,
+        refit_tasks_per_agent=args.refit_sample,
     )
     json.dump(
         {
+            "ingest": ingested,
+            "refit_sampled_tasks": report.refit_sampled_tasks,
+            "refit_trained_groups": report.refit_trained,
             "lake_rows": report.lake_counts,
             "derived_rows": report.derived_counts,
             "scored_tasks": report.scored_tasks,

@@ -303,12 +303,14 @@ def run_on_spark(
     rules: list[Rule],
     *,
     anomaly: AnomalyParams | None = None,
-    refit_tasks_per_agent: int = 0,
+    refit: str = "never",
+    refit_tasks_per_agent: int = 1000,
 ) -> SparkRunReport:
     """Lake in; derived tables, anomaly scores and findings out as Parquet (findings partitioned by
     the day of first_seen). With ``anomaly``, tasks are scored with the models in
-    ``<lake>/models`` and anomaly findings join the rule findings; with ``refit_tasks_per_agent``
-    those models are first retrained on that many recent tasks per agent."""
+    ``<lake>/models`` and anomaly findings join the rule findings. ``refit`` ("always", or "auto"
+    when the lake has no models; "never") first retrains those models on each agent's
+    ``refit_tasks_per_agent`` most recent tasks."""
     from pyspark.sql import functions as F
 
     report = SparkRunReport()
@@ -320,9 +322,16 @@ def run_on_spark(
     extra_hits, extra_meta = None, []
     if anomaly is not None:
         from detectors.detect import anomaly_meta
-        from detectors.spark.models import anomaly_hits, refit_on_spark, score_on_spark
+        from detectors.spark.models import (
+            anomaly_hits,
+            models_exist,
+            refit_on_spark,
+            score_on_spark,
+        )
 
-        if refit_tasks_per_agent:
+        if refit not in ("auto", "always", "never"):
+            raise ValueError(f"refit must be auto, always or never, not {refit!r}")
+        if refit == "always" or (refit == "auto" and not models_exist(spark, lake)):
             with clock("models_refit"):
                 refit, report.refit_sampled_tasks = refit_on_spark(
                     spark, lake, anomaly, max_tasks_per_agent=refit_tasks_per_agent

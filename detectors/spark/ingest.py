@@ -116,10 +116,14 @@ def _payloads(kind: str, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatc
             yield pa.RecordBatch.from_pydict({"kind": [kind], "payload": [_ipc(batch)]})
 
 
-def _session(settings: Settings, catalog: Catalog) -> duckdb.DuckDBPyConnection:
+def _session(
+    settings: Settings, catalog: Catalog, scratch: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB ready to parse. Spills go to ``scratch``: parallel tasks in one working
+    folder would otherwise share DuckDB's default spill file and corrupt each other's."""
     from detectors.warehouse import apply_session_settings
 
-    con = duckdb.connect()
+    con = duckdb.connect(config={"temp_directory": scratch} if scratch else {})
     apply_session_settings(con)
     prepare_session(con, settings, catalog)
     return con
@@ -166,7 +170,7 @@ def parse_lake_files(
             for g in by_format.values()
             for f in g
         }
-        con = _session(settings, catalog)
+        con = _session(settings, catalog, str(Path(scratch) / "duckdb-spill"))
         try:
             for fmt, group in by_format.items():
                 for chunk in _bounded(group, weights, settings.ingest_batch_bytes):

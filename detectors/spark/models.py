@@ -59,6 +59,17 @@ def load_models(spark: SparkSession, lake: str | Path) -> list[tuple]:
     return [tuple(row) for row in spark.table("anomaly_models").select(*columns).collect()]
 
 
+def models_exist(spark: SparkSession, lake: str | Path) -> bool:
+    """Whether ``<lake>/models`` holds every model table (on any filesystem Spark reaches)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for table in MODEL_TABLES:
+        path = jvm.org.apache.hadoop.fs.Path(f"{str(lake).rstrip('/')}/models/{table}")
+        if not path.getFileSystem(conf).exists(path):
+            return False
+    return True
+
+
 def score_on_spark(spark: SparkSession, lake: str | Path, top_g: int = 3) -> DataFrame:
     """``task_anomaly_scores`` for every task whose peer group has a model (cold-start groups and
     agents without a peer group are not scored). Needs the ``task_features`` view."""

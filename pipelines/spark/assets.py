@@ -70,6 +70,7 @@ def spark_findings(
         spark.out_path,
         load_rules(RULES_DIR, settings.rule_parameters),
         anomaly=settings.anomaly,
+        refit=spark.refit,
         refit_tasks_per_agent=spark.refit_tasks_per_agent,
     )
     context.log.info("spark run: %s", report.seconds)

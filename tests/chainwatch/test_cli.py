@@ -308,7 +308,27 @@ def test_run_engine_spark_on_a_missing_lake_is_a_one_line_error(tmp_path, capsys
     assert code == 2
     assert err.strip() == (
         f"chainwatch: error: lake folder {tmp_path / 'nowhere'} does not exist "
-        "(write one with --export or lake-export)"
+        "(fill it with --raw, --export or lake-export)"
+    )
+
+
+def test_run_engine_spark_on_a_missing_landing_folder_is_a_one_line_error(tmp_path, capsys):
+    from chainwatch.cli import main
+
+    code = main(["run", "--engine", "spark", "--raw", str(tmp_path / "none"), "--lake", "x"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == f"chainwatch: error: landing folder {tmp_path / 'none'} does not exist"
+    assert not (tmp_path / "x").exists()
+
+
+def test_run_engine_spark_takes_one_source_for_the_lake(tmp_path, capsys):
+    from chainwatch.cli import main
+
+    code = main(["run", "--engine", "spark", "--raw", str(tmp_path), "--export"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "chainwatch: error: choose one source for the lake: --raw (landing files) or --export"
     )
 
 

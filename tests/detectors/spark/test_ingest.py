@@ -128,3 +128,23 @@ def test_a_missing_or_empty_landing_folder_is_named(spark, tmp_path):
     with pytest.raises(LakeError, match="empty holds no landing files"):
         ingest_to_lake(spark, tmp_path / "empty", tmp_path / "lake", Settings())
     assert not (tmp_path / "lake").exists()
+
+
+def test_each_parse_task_spills_to_its_own_folder(tmp_path):
+    """Two tasks in one working folder must not share DuckDB's default spill file (they corrupt
+    each other's: "Could not read enough bytes from file .tmp/duckdb_temp_storage...")."""
+    from detectors.catalog import load_catalog
+    from detectors.spark.ingest import _session
+
+    settings = Settings()
+    catalog = load_catalog(settings.catalog_path)
+    one = _session(settings, catalog, str(tmp_path / "one"))
+    two = _session(settings, catalog, str(tmp_path / "two"))
+    try:
+        folders = [
+            c.execute("SELECT current_setting('temp_directory')").fetchone()[0] for c in (one, two)
+        ]
+    finally:
+        one.close()
+        two.close()
+    assert folders == [str(tmp_path / "one"), str(tmp_path / "two")]
