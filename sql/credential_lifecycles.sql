@@ -90,12 +90,17 @@ WITH as_of AS (
              WHEN least(expires_at, expired_event_at, parent_end_at) IS NOT NULL THEN 'valid'
              ELSE 'open' END AS ended_by
     FROM joined
+), after_task_end AS (
+    -- A join, not a correlated subquery: Spark plans that one as an aggregate over every column of
+    -- the outer row, which never finished at 1M actions.
+    SELECT b.credential_id, count(DISTINCT u.event_id) AS uses_after_task_end
+    FROM bounded b JOIN use_rows u ON u.credential_id = b.credential_id AND u.ts > b.task_ended_at
+    GROUP BY b.credential_id
 )
 SELECT credential_id, credential_kind, principal, agent_id, task_id, issued_at, expires_at, revoked_at,
     revoked_via_parent, ended_with_parent, renewals, last_renewed_at, ttl_s, task_ended_at, task_end_source,
     first_use, last_use, uses,
-    (SELECT count(DISTINCT u.event_id) FROM use_rows u WHERE u.credential_id = b.credential_id AND u.ts > b.task_ended_at)
-        AS uses_after_task_end,
+    coalesce(a.uses_after_task_end, 0) AS uses_after_task_end,
     distinct_tasks, distinct_agents, distinct_source_ips, tasks_used_in, agents_used_by, source_ips,
     validity_end, validity_end IS NOT NULL AS validity_end_known, ended_by,
     CASE WHEN task_ended_at IS NOT NULL
@@ -108,4 +113,4 @@ SELECT credential_id, credential_kind, principal, agent_id, task_id, issued_at, 
     CASE WHEN parent_scopes IS NOT NULL THEN list_filter(scopes, s -> NOT list_contains(parent_scopes, s)) END
         AS scopes_beyond_parent,
     issue_seen, as_of
-FROM bounded b;
+FROM bounded b LEFT JOIN after_task_end a USING (credential_id);
