@@ -86,7 +86,8 @@ FILE_SCHEMA = pa.schema(
     ]
 )
 PAYLOAD_DDL = "kind STRING, payload BINARY"
-ROWS_PER_PAYLOAD = 65_536
+# Parsed rows per Arrow payload: small enough that a payload is a few MB in the JVM's heap.
+ROWS_PER_PAYLOAD = 16_384
 
 
 @dataclass
@@ -278,7 +279,7 @@ def ingest_on_spark(
     )
     parsed = files.mapInArrow(
         lambda batches: parse_lake_files(batches, settings, catalog, run_id), PAYLOAD_DDL
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    ).persist(StorageLevel.DISK_ONLY)  # in memory, 10M actions' payloads ran the heap out
     try:
         schemas = parsed_schemas(settings, catalog)
         for table, schema in {**schemas, "file": FILE_SCHEMA}.items():

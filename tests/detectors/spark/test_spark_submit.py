@@ -57,7 +57,8 @@ def test_documented_spark_submit_runs_from_landing_files_to_findings(
         command, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    # The JSON summary; Spark's shutdown may print after it.
+    summary, _ = json.JSONDecoder().raw_decode(result.stdout, result.stdout.index("{"))
     assert summary["ingest"]["files"] == len(list(landing.rglob("*.*")))
     assert summary["ingest"]["file_errors"] == []
     assert summary["refit_trained_groups"] and summary["refit_sampled_tasks"] > 0
