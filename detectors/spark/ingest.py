@@ -38,6 +38,7 @@ from detectors.ingest.pipeline import (
 from detectors.ingest.reader import UnreadableFileError, read_head
 from detectors.lake import DAY_TABLES, LakeError
 from detectors.settings import Settings
+from detectors.warehouse import CANONICAL_TABLES, apply_session_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -53,29 +54,10 @@ PARSED_TABLES = (
     "p_task_events",
     "p_spans",
 )
+# Written to <lake>/<table>; the event tables partitioned by day.
+CANONICAL_OUTPUT = (*CANONICAL_TABLES, "credential_aliases", "ingest_files")
 # Tables the commit and linking SQL read or write, empty before a full rebuild.
-COMMIT_TABLES = (
-    "agent_actions",
-    "credential_events",
-    "task_events",
-    "agent_spans",
-    "tasks",
-    "rejected_events",
-    "ingest_ledger",
-    "ingest_files",
-    "credential_aliases",
-)
-# Written to <out>/<table>; the event tables partitioned by day.
-CANONICAL_OUTPUT = (
-    "agent_actions",
-    "credential_events",
-    "task_events",
-    "agent_spans",
-    "tasks",
-    "rejected_events",
-    "credential_aliases",
-    "ingest_files",
-)
+COMMIT_TABLES = (*CANONICAL_OUTPUT, "ingest_ledger")
 FILE_SCHEMA = pa.schema(
     [
         ("source_file", pa.string()),
@@ -122,8 +104,6 @@ def _session(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB ready to parse. Spills go to ``scratch``: parallel tasks in one working
     folder would otherwise share DuckDB's default spill file and corrupt each other's."""
-    from detectors.warehouse import apply_session_settings
-
     con = duckdb.connect(config={"temp_directory": scratch} if scratch else {})
     apply_session_settings(con)
     prepare_session(con, settings, catalog)
