@@ -16,9 +16,9 @@ from pathlib import Path
 
 import duckdb
 
-from detectors.derive import build_derived_tables
+from detectors.core.warehouse import prepare
+from detectors.derive.tables import build_derived_tables
 from detectors.rules.engine import load_rules, run_rule
-from detectors.warehouse import prepare
 
 SYNTHETIC_ACTIONS = """
 INSERT INTO agent_actions

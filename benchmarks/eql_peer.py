@@ -38,8 +38,8 @@ from typing import Any
 
 import duckdb
 
+from detectors.core.warehouse import prepare
 from detectors.rules.engine import Rule, compile_chain, load_rules, parse_duration, run_rule
-from detectors.warehouse import prepare
 
 RULE_ID = "sensitive_read_then_egress"
 TASK_SIZE = 10

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from detectors.warehouse import MEMORY_LIMIT_ENV
+from detectors.core.warehouse import MEMORY_LIMIT_ENV
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SOURCES = ("otlp", "vault", "cloudtrail", "native")
@@ -141,20 +141,24 @@ def run_pipeline(
     """Every stage of the job, through the functions its assets call (``logs``: a folder of
     source folders, or the files themselves). Without ``refit_models`` the stored models score,
     as in a daily run."""
-    from detectors.anomaly import default_train_until, refit, score_tasks
-    from detectors.derive import (
+    from detectors.analyst.recommend import build_recommendations
+    from detectors.anomaly.models import default_train_until, refit, score_tasks
+    from detectors.core.settings import load_settings
+    from detectors.core.warehouse import connect
+    from detectors.derive.tables import (
         build_credential_lifecycles,
         build_task_features,
         build_task_sequences,
     )
-    from detectors.detect import flag_anomalies, rank_findings
+    from detectors.findings.exports import (
+        export_findings_ocsf,
+        export_findings_parquet,
+        product_version,
+    )
+    from detectors.findings.merge import flag_anomalies, rank_findings
+    from detectors.findings.snapshot import publish_with_settings
     from detectors.ingest.pipeline import ingest_paths
-    from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
-    from detectors.published import publish_with_settings
-    from detectors.recommend import build_recommendations
     from detectors.rules.engine import RULES_DIR, detect, load_rules
-    from detectors.settings import load_settings
-    from detectors.warehouse import connect
 
     settings = load_settings(db_path=db)
     con = connect(db)
@@ -196,7 +200,7 @@ def run_pipeline(
 def incremental(days: int, per_day: int, workdir: Path, seed: int = 42) -> BenchResult:
     """The daily run after ``days`` days of history: simulate days + 1 days, load and model the
     history, then time the last day's run (ingest it, recompute, score without refit, publish)."""
-    from detectors.simulate import simulate
+    from chainwatch.harness.simulate import simulate
 
     logs = workdir / "logs"
     simulate(logs, seed=seed, agents=100, days=days + 1, actions=per_day * (days + 1))
@@ -219,7 +223,7 @@ def _day_of(path: Path) -> str:
 
 
 def bench(actions: int, workdir: Path, seed: int = 42) -> BenchResult:
-    from detectors.simulate import simulate
+    from chainwatch.harness.simulate import simulate
 
     agents = max(40, min(2000, actions // 5000))
     days = max(2, min(30, actions // 300_000))

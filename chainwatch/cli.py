@@ -15,15 +15,15 @@ from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from detectors.catalog import CatalogError, catalog_report, load_catalog
-from detectors.evaluate import EvaluationError
+from chainwatch.harness.evaluate import EvaluationError
+from detectors.core.locking import warehouse_lock
+from detectors.core.settings import SettingsError, load_settings
+from detectors.core.warehouse import WarehouseError, connect, table_counts
+from detectors.ingest.catalog import CatalogError, catalog_report, load_catalog
 from detectors.ingest.formats import FORMATS
 from detectors.ingest.pipeline import IngestError, ingest_paths
-from detectors.lake import LakeError
-from detectors.locking import warehouse_lock
 from detectors.rules.engine import RuleError
-from detectors.settings import SettingsError, load_settings
-from detectors.warehouse import WarehouseError, connect, table_counts
+from detectors.spark.lake import LakeError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WAREHOUSE = 0, 1, 2, 3
 
@@ -76,7 +76,7 @@ def _settings(args):
 
 
 def cmd_simulate(args) -> int:
-    from detectors.simulate import simulate
+    from chainwatch.harness.simulate import simulate
 
     summary = simulate(
         args.out,
@@ -218,7 +218,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from detectors.detect import run_detection
+    from detectors.findings.merge import run_detection
 
     settings = _settings(args)
     con = _open(settings.db_path)
@@ -296,7 +296,7 @@ def _run_spark(args) -> int:
 
 
 def cmd_lake_export(args) -> int:
-    from detectors.lake import export_lake, export_models
+    from detectors.spark.lake import export_lake, export_models
 
     settings = _settings(args)
     con = _open(settings.db_path, read_only=True)
@@ -309,8 +309,8 @@ def cmd_lake_export(args) -> int:
 
 
 def cmd_refit(args) -> int:
-    from detectors.anomaly import default_train_until, refit
-    from detectors.derive import build_derived_tables
+    from detectors.anomaly.models import default_train_until, refit
+    from detectors.derive.tables import build_derived_tables
 
     settings = _settings(args)
     con = _open(settings.db_path)
@@ -414,7 +414,7 @@ def cmd_findings(args) -> int:
         params.append(args.since)
     where = " AND ".join(filters)
     if args.format == "ocsf":
-        from detectors.publish import findings_to_ocsf, product_version
+        from detectors.findings.exports import findings_to_ocsf, product_version
 
         id_query = f"SELECT finding_id FROM findings WHERE {where}"  # noqa: S608 - fixed columns, bound values
         ids = {r[0] for r in con.execute(id_query, params).fetchall()}
@@ -452,7 +452,7 @@ def cmd_findings(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from detectors.evaluate import (
+    from chainwatch.harness.evaluate import (
         evaluate,
         evaluate_anomalies,
         format_anomaly_evaluation,
@@ -552,9 +552,13 @@ def cmd_show(args) -> int:
 
 
 def cmd_triage(args) -> int:
-    from detectors.detect import set_triage
-    from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
-    from detectors.published import publish_with_settings
+    from detectors.findings.exports import (
+        export_findings_ocsf,
+        export_findings_parquet,
+        product_version,
+    )
+    from detectors.findings.merge import set_triage
+    from detectors.findings.snapshot import publish_with_settings
 
     settings = _settings(args)
     con = _open(settings.db_path)
@@ -604,7 +608,7 @@ def cmd_recommend(args) -> int:
 
 
 def cmd_investigate(args) -> int:
-    from detectors.investigate import run_investigation
+    from detectors.analyst.investigate import run_investigation
 
     settings = _settings(args)
     if not settings.published_path.exists():
@@ -637,7 +641,7 @@ def cmd_investigate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from detectors.report import write_report
+    from detectors.analyst.report import write_report
 
     settings = _settings(args)
     if not settings.published_path.exists():
@@ -869,7 +873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chainwatch: error: {exc}", file=sys.stderr)
         return EXIT_WAREHOUSE
     except Exception as exc:
-        from detectors.investigate import InvestigationError
+        from detectors.analyst.investigate import InvestigationError
 
         if isinstance(exc, InvestigationError | ValueError):
             print(f"chainwatch: error: {exc}", file=sys.stderr)

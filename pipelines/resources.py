@@ -9,8 +9,8 @@ import duckdb
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
-from detectors.settings import DEFAULT_DB, Settings, load_settings
-from detectors.warehouse import prepare
+from detectors.core.settings import DEFAULT_DB, Settings, load_settings
+from detectors.core.warehouse import prepare
 
 DEFAULT_LANDING = "data/landing"
 

@@ -9,9 +9,9 @@ from typing import Literal
 
 from dagster import DagsterInstance
 
+from detectors.core.locking import warehouse_lock
+from detectors.core.warehouse import connect
 from detectors.ingest.pipeline import file_day, landing_files
-from detectors.locking import warehouse_lock
-from detectors.warehouse import connect
 from pipelines.definitions import build_definitions
 from pipelines.jobs import (
     INGEST_JOB_NAME,
@@ -54,7 +54,7 @@ def run_landing(
     and rescores the days (the score job); ``auto`` does so only when no model exists yet (a first
     run: otherwise nothing could be scored). ``progress`` draws a bar of each job's steps on
     stderr. One run per warehouse at a time: a second waits up to ``wait_s`` seconds for the
-    first, then raises ``WarehouseBusy`` (detectors/locking.py).
+    first, then raises ``WarehouseBusy`` (detectors/core/locking.py).
     """
     landing = Path(landing_dir)
     if not landing.is_dir():

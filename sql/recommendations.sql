@@ -11,7 +11,7 @@
 --   ttl:    per credential kind, the TTL issued in the window against
 --           max($ttl_floor_s, p95 task duration x $ttl_margin), rounded up to the minute.
 -- Reads the canonical tables, `tasks` and the temporary view `recommendation_peer_groups` that
--- detectors/recommend.py creates (agent_peer_groups, or empty when there is none).
+-- detectors/analyst/recommend.py creates (agent_peer_groups, or empty when there is none).
 
 CREATE OR REPLACE TEMP MACRO recommendation_duration(s) AS
     CASE WHEN s IS NULL THEN NULL

@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
+from detectors.core.settings import Settings, load_settings
+from detectors.core.warehouse import connect
+from detectors.findings.exports import OCSF_VERSION
 from detectors.ingest.pipeline import IngestReport, ingest_paths
-from detectors.publish import OCSF_VERSION
-from detectors.settings import Settings, load_settings
-from detectors.warehouse import connect
 
 TEST_KEY = "test-hash-key"
 

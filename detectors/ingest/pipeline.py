@@ -19,12 +19,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from detectors.catalog import Catalog, load_catalog, register_catalog
-from detectors.faults import crash_point
+from detectors.core.faults import crash_point
+from detectors.core.settings import Settings
+from detectors.core.sqlfiles import run_sql
+from detectors.ingest.catalog import Catalog, load_catalog, register_catalog
 from detectors.ingest.formats import FORMATS, UnknownFormatError, detect_format
 from detectors.ingest.reader import UNIT_SCHEMA, UnreadableFileError, iter_units, read_head
-from detectors.settings import Settings
-from detectors.sqlfiles import run_sql
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from typing import Any
 import duckdb
 import yaml
 
-from detectors.faults import crash_point
-from detectors.sqlfiles import run_sql
+from detectors.core.faults import crash_point
+from detectors.core.sqlfiles import run_sql
 
-RULES_DIR = Path(__file__).resolve().parent
+RULES_DIR = Path(__file__).resolve().parent / "library"
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("experimental", "stable")
 KINDS = ("sql", "chain", "threshold")

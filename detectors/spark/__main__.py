@@ -15,8 +15,8 @@ import json
 import logging
 import sys
 
+from detectors.core.settings import load_settings
 from detectors.rules.engine import RULES_DIR, load_rules
-from detectors.settings import load_settings
 from detectors.spark.engine import run_on_spark, spark_session
 from detectors.spark.ingest import ingest_to_lake
 

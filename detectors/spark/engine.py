@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import sqlglot
 from sqlglot import exp
 
-from detectors.derive import DERIVED_TABLES
-from detectors.lake import LAKE_TABLES, LakeError
+from detectors.core.settings import AnomalyParams
+from detectors.core.sqlfiles import SQL_DIR
+from detectors.derive.tables import DERIVED_TABLES
 from detectors.rules.engine import (
     HIT_COLUMNS,
     Rule,
@@ -32,14 +33,13 @@ from detectors.rules.engine import (
     hits_query,
     rule_meta_of,
 )
-from detectors.settings import AnomalyParams
+from detectors.spark.lake import LAKE_TABLES, LakeError
 from detectors.spark.translate import (
     TranslationError,
     iter_statements,
     to_spark,
     translate_statements,
 )
-from detectors.sqlfiles import SQL_DIR
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -321,7 +321,7 @@ def run_on_spark(
         report.derived_counts = build_derived(spark)
     extra_hits, extra_meta = None, []
     if anomaly is not None:
-        from detectors.detect import anomaly_meta
+        from detectors.findings.merge import anomaly_meta
         from detectors.spark.models import (
             anomaly_hits,
             models_exist,

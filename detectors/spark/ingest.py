@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from detectors.catalog import Catalog, load_catalog
+from detectors.core.settings import Settings
+from detectors.core.warehouse import CANONICAL_TABLES, apply_session_settings
+from detectors.ingest.catalog import Catalog, load_catalog
 from detectors.ingest.formats import UnknownFormatError, detect_format
 from detectors.ingest.pipeline import (
     _SUFFIXES,
@@ -36,9 +38,7 @@ from detectors.ingest.pipeline import (
     prepare_session,
 )
 from detectors.ingest.reader import UnreadableFileError, read_head
-from detectors.lake import DAY_TABLES, LakeError
-from detectors.settings import Settings
-from detectors.warehouse import CANONICAL_TABLES, apply_session_settings
+from detectors.spark.lake import DAY_TABLES, LakeError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -1,10 +1,10 @@
 """Anomaly scoring on Spark with the same fitted scikit-learn models as the DuckDB engine.
 
 Models are trained by the DuckDB engine's code: on the warehouse (``chainwatch refit``, then
-:func:`detectors.lake.export_models`), or by :func:`refit_on_spark` on a sample of the lake's
+:func:`detectors.spark.lake.export_models`), or by :func:`refit_on_spark` on a sample of the lake's
 training window that Spark selects and hands to an in-memory DuckDB on the driver.
 Spark broadcasts them and scores every task in ``mapInArrow`` with
-:func:`detectors.anomaly.score_group`, the function the DuckDB engine calls; the sequence signal
+:func:`detectors.anomaly.models.score_group`, the function the DuckDB engine calls; the sequence signal
 comes from ``sql/sequence_rarity.sql`` and the anomaly hits from ``sql/anomaly_hits.sql``, both
 translated.
 """
@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detectors.anomaly import (
+from detectors.anomaly.models import (
     ANOMALY_RULE_ID,
     MODEL_COLUMNS,
     RefitReport,
@@ -25,8 +25,8 @@ from detectors.anomaly import (
     score_group,
     train_until_after,
 )
-from detectors.lake import MODEL_TABLES, LakeError, export_models
-from detectors.settings import AnomalyParams
+from detectors.core.settings import AnomalyParams
+from detectors.spark.lake import MODEL_TABLES, LakeError, export_models
 from detectors.spark.translate import translate_statements
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def refit_on_spark(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from detectors.warehouse import prepare
+    from detectors.core.warehouse import prepare
 
     if max_tasks_per_agent < 1:
         raise ValueError("max_tasks_per_agent must be at least 1")

@@ -18,7 +18,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from detectors.sqlfiles import load_sql
+from detectors.core.sqlfiles import load_sql
 
 
 class TranslationError(ValueError):

@@ -10,8 +10,8 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from detectors.anomaly import default_train_until, refit, score_tasks
-from detectors.detect import flag_anomalies
+from detectors.anomaly.models import default_train_until, refit, score_tasks
+from detectors.findings.merge import flag_anomalies
 from detectors.rules.engine import load_suppressions
 from pipelines.detect.assets import task_features, task_sequences
 from pipelines.partitions import DAILY, SINGLE_RUN

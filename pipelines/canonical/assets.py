@@ -11,9 +11,9 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from detectors.linking import link_agent_actions, link_credential_events, refresh_tasks
-from detectors.quality import future_rows, ingestion_lag, schema_drift
-from detectors.settings import Settings
+from detectors.core.settings import Settings
+from detectors.ingest.linking import link_agent_actions, link_credential_events, refresh_tasks
+from detectors.ingest.quality import future_rows, ingestion_lag, schema_drift
 from pipelines.ingest.assets import RAW_ASSETS, partition_days
 from pipelines.partitions import DAILY, SINGLE_RUN
 from pipelines.resources import ChainwatchConfig, warehouse

@@ -11,11 +11,19 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from detectors.derive import build_credential_lifecycles, build_task_features, build_task_sequences
-from detectors.detect import rank_findings
-from detectors.publish import export_findings_ocsf, export_findings_parquet, product_version
-from detectors.published import publish_with_settings
-from detectors.recommend import build_recommendations
+from detectors.analyst.recommend import build_recommendations
+from detectors.derive.tables import (
+    build_credential_lifecycles,
+    build_task_features,
+    build_task_sequences,
+)
+from detectors.findings.exports import (
+    export_findings_ocsf,
+    export_findings_parquet,
+    product_version,
+)
+from detectors.findings.merge import rank_findings
+from detectors.findings.snapshot import publish_with_settings
 from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
 from pipelines.partitions import DAILY, SINGLE_RUN

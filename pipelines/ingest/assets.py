@@ -14,7 +14,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from detectors.ingest.pipeline import files_by_format, ingest_paths, landing_files
-from detectors.quality import conservation_violations
+from detectors.ingest.quality import conservation_violations
 from pipelines.partitions import DAILY, SINGLE_RUN
 from pipelines.resources import ChainwatchConfig, warehouse
 

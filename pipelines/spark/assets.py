@@ -5,8 +5,8 @@ files or exported from the DuckDB warehouse, and the findings Spark computes fro
 from dagster import AssetExecutionContext, MaterializeResult, asset
 from dagster_duckdb import DuckDBResource
 
-from detectors.lake import export_lake, export_models
 from detectors.rules.engine import RULES_DIR, load_rules
+from detectors.spark.lake import export_lake, export_models
 from pipelines.detect.assets import findings
 from pipelines.resources import ChainwatchConfig, SparkResource, warehouse
 

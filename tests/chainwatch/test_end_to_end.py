@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from detectors.quality import conservation_violations
-from detectors.simulate import simulate
+from chainwatch.harness.simulate import simulate
+from detectors.ingest.quality import conservation_violations
 from pipelines.run import run_landing
 
 

@@ -26,9 +26,9 @@ import duckdb
 import pytest
 
 from chainwatch.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WAREHOUSE
+from detectors.core.warehouse import connect
 from detectors.ingest import pipeline
 from detectors.ingest.pipeline import ingest_paths
-from detectors.warehouse import connect
 from tests.conftest import sample_landing
 
 DAYS = ("2026-11-01",)

@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from chainwatch.cli import EXIT_OK, EXIT_USAGE, main
-from detectors.catalog import CatalogError, load_catalog
+from detectors.analyst.investigate import InvestigationError, run_investigation
+from detectors.ingest.catalog import CatalogError, load_catalog
 from detectors.ingest.pipeline import ingest_paths
-from detectors.investigate import InvestigationError, run_investigation
 from detectors.rules.engine import (
     RULES_DIR,
     RuleError,

@@ -43,11 +43,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detectors.core.settings import load_settings
+from detectors.core.warehouse import connect
 from detectors.ingest.formats import FORMATS
 from detectors.ingest.pipeline import IngestReport, expand_paths
-from detectors.quality import conservation_violations
-from detectors.settings import load_settings
-from detectors.warehouse import connect
+from detectors.ingest.quality import conservation_violations
 from tests.conftest import TEST_KEY, Ingester
 
 SCALE = float(os.environ.get("CHAINWATCH_FUZZ_SCALE", "1"))

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from detectors.warehouse import connect
+from detectors.core.warehouse import connect
 from tests.conftest import Ingester, counts
 
 TS = "2024-05-01T10:00:00Z"

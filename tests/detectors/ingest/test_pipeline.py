@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from detectors.core.warehouse import connect
 from detectors.ingest.pipeline import expand_paths, file_day, ingest_paths, partition_day_of
-from detectors.quality import conservation_violations, schema_drift
-from detectors.warehouse import connect
+from detectors.ingest.quality import conservation_violations, schema_drift
 from tests.conftest import Ingester, counts, write_lines
 
 NATIVE_OK = {
@@ -254,9 +254,9 @@ def test_a_warehouse_from_before_bytes_out_is_upgraded_when_opened(settings, tmp
 
 def test_bounded_batches_load_the_same_as_one_batch(tmp_path: Path):
     """Files parsed in many small batches (the memory bound) give the same tables and counts."""
+    from detectors.core.settings import load_settings
+    from detectors.core.warehouse import connect
     from detectors.ingest.pipeline import ingest_paths
-    from detectors.settings import load_settings
-    from detectors.warehouse import connect
     from tests.conftest import TEST_KEY, sample_landing
 
     landing = sample_landing(tmp_path / "landing")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from detectors.warehouse import connect
+from detectors.core.warehouse import connect
 from tests.conftest import Ingester, write_json, write_lines
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

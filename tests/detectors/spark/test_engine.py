@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from detectors.lake import LAKE_TABLES, LakeError
 from detectors.rules.engine import HIT_COLUMNS, RULES_DIR, load_rule, load_rules
 from detectors.spark.engine import load_lake, rule_sql, run_rules, table_schema
+from detectors.spark.lake import LAKE_TABLES, LakeError
 from detectors.spark.translate import TranslationError
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from detectors.anomaly import ANOMALY_RULE_ID
-from detectors.derive import DERIVED_TABLES
-from detectors.lake import LAKE_TABLES, export_models
+from detectors.anomaly.models import ANOMALY_RULE_ID
+from detectors.derive.tables import DERIVED_TABLES
 from detectors.rules.engine import RULES_DIR, load_rules
+from detectors.spark.lake import LAKE_TABLES, export_models
 from tests.conftest import sample_landing
 
 pytestmark = pytest.mark.slow
@@ -216,7 +216,7 @@ def test_models_refit_on_spark_train_on_what_the_warehouse_trained_on(spark, bot
     """Spark picks the training window's tasks and DuckDB's own refit trains on them: with a cap
     above every agent's task count, the same peer groups get models on as many tasks as the
     warehouse's refit used; a small cap bounds the sample."""
-    from detectors.settings import Settings
+    from detectors.core.settings import Settings
     from detectors.spark.engine import build_derived, load_lake
     from detectors.spark.models import refit_on_spark
 

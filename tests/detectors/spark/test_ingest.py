@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from detectors.core.settings import Settings
+from detectors.core.warehouse import prepare
 from detectors.ingest.pipeline import ingest_paths
-from detectors.lake import LakeError
-from detectors.settings import Settings
 from detectors.spark.ingest import CANONICAL_OUTPUT, ingest_to_lake
-from detectors.warehouse import prepare
+from detectors.spark.lake import LakeError
 from tests.security.test_secrets_everywhere import DAY, build_landing, leaks_in
 
 pytestmark = pytest.mark.slow
@@ -133,7 +133,7 @@ def test_a_missing_or_empty_landing_folder_is_named(spark, tmp_path):
 def test_each_parse_task_spills_to_its_own_folder(tmp_path):
     """Two tasks in one working folder must not share DuckDB's default spill file (they corrupt
     each other's: "Could not read enough bytes from file .tmp/duckdb_temp_storage...")."""
-    from detectors.catalog import load_catalog
+    from detectors.ingest.catalog import load_catalog
     from detectors.spark.ingest import _session
 
     settings = Settings()

@@ -31,7 +31,7 @@ def test_unparseable_sql_names_the_source():
 @pytest.fixture
 def sql_dir(tmp_path, monkeypatch):
     """A folder standing in for ``sql/`` (write <name>.sql files into it)."""
-    from detectors import sqlfiles
+    from detectors.core import sqlfiles
 
     monkeypatch.setattr(sqlfiles, "SQL_DIR", tmp_path)
     sqlfiles.load_sql.cache_clear()

@@ -1,0 +1,241 @@
+"""One typed settings object for chainwatch, read from a YAML file and the environment.
+
+Precedence (highest first): explicit keyword arguments, environment variables, the YAML file
+named by ``CHAINWATCH_CONFIG``, defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = Path("data/warehouse/chainwatch.duckdb")
+DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "ingest" / "catalog" / "default.yaml"
+# Development-only key: the demo and tests use it; production sets CHAINWATCH_HASH_KEY.
+DEV_HASH_KEY = "chainwatch-dev-key-not-for-production"
+
+
+class SettingsError(ValueError):
+    """Raised when a setting is invalid; the message names the setting."""
+
+
+PEER_METHODS: tuple[str, ...] = ("agent_clusters", "roles", "single")
+
+
+@dataclass(frozen=True)
+class AnomalyParams:
+    """How peer groups are formed, models trained and anomalies flagged (setting ``anomaly``).
+
+    ``peer_method``: ``agent_clusters`` (KMeans on tool profiles, ``n_groups`` clusters, 0 =
+    automatic), ``roles`` (the named group ``role`` of ``role_pattern`` in the agent id) or
+    ``single``. Models train on the last ``window_days`` days; a peer group with fewer than
+    ``min_tasks`` tasks there gets no model (cold start). ``top_g``: successors that are not rare
+    (DeepLog). Tasks at or above ``alert_percentile`` of their group's fused score become findings.
+    """
+
+    peer_method: str = "agent_clusters"
+    role_pattern: str = r"^(?P<role>[A-Za-z]+(?:[-_][A-Za-z]+)*)"
+    n_groups: int = 0
+    window_days: int = 14
+    min_tasks: int = 50
+    seed: int = 7
+    top_g: int = 3
+    alert_percentile: float = 99.5
+
+    def __post_init__(self) -> None:
+        if self.peer_method not in PEER_METHODS:
+            raise SettingsError(
+                f"setting 'anomaly.peer_method': unknown peer group method {self.peer_method!r}"
+            )
+        try:
+            groups = re.compile(self.role_pattern).groupindex
+        except re.error as exc:
+            raise SettingsError(f"setting 'anomaly.role_pattern': {exc}") from exc
+        if "role" not in groups:
+            raise SettingsError("setting 'anomaly.role_pattern' needs a named group (?P<role>...)")
+        if self.window_days < 1 or self.min_tasks < 2 or self.top_g < 1 or self.n_groups < 0:
+            raise SettingsError(
+                "settings 'anomaly': window_days >= 1, min_tasks >= 2, top_g >= 1, n_groups >= 0"
+            )
+        if not 0 < self.alert_percentile <= 100:
+            raise SettingsError("setting 'anomaly.alert_percentile' must be in (0, 100]")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> AnomalyParams:
+        """Build from a YAML mapping, converting each value to its field's type."""
+        known = {f.name: f for f in fields(cls)}
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise SettingsError(f"unknown setting 'anomaly.{key}'")
+            kind = type(getattr(cls(), key))
+            try:
+                out[key] = kind(value)
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"setting 'anomaly.{key}': {exc}") from exc
+        return cls(**out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about ingest and linking."""
+
+    db_path: Path = DEFAULT_DB
+    catalog_path: Path = DEFAULT_CATALOG
+    hash_key: str = DEV_HASH_KEY
+    # Longest input line (or whole-document file) parsed; longer ones are rejected.
+    max_record_bytes: int = 8 * 1024 * 1024
+    max_document_bytes: int = 512 * 1024 * 1024
+    # Files of one format are parsed together up to this many bytes per batch (memory bound).
+    ingest_batch_bytes: int = 256 * 1024 * 1024
+    # How much of a rejected record's (redacted) text is kept in rejected_events.raw_text.
+    reject_text_chars: int = 2048
+    # How much of a tool call's (redacted) arguments is kept in agent_actions.args.
+    args_chars: int = 4096
+    # Linking conventions (see docs/schema.md, "Linking").
+    vault_task_keys: tuple[str, ...] = ("task_id", "chainwatch_task_id", "task")
+    vault_agent_keys: tuple[str, ...] = ("agent_id", "chainwatch_agent_id", "agent")
+    sts_session_pattern: str = r"^(?P<agent_id>[A-Za-z0-9_+=,.-]+)@(?P<task_id>[A-Za-z0-9_+=,.-]+)$"
+    sts_task_tag_keys: tuple[str, ...] = ("chainwatch:task-id", "task_id", "TaskId")
+    k8s_pod_pattern: str = r"^(?P<agent_id>[a-z0-9-]+?)-(?P<task_id>task-[a-z0-9-]+)$"
+    # Dynamic-secret lease TTLs are not in Vault's audit log: role path prefix -> seconds.
+    vault_lease_ttls: dict[str, int] = field(default_factory=dict)
+    # Timestamps this far past "now" are in the future and rejected by the asset check.
+    future_tolerance_s: int = 300
+    # Detection: per-rule parameter overrides {rule_id: {param: value}}, the allowlist file, and
+    # where findings are exported (Parquet by day, OCSF JSON lines).
+    rule_parameters: dict[str, dict] = field(default_factory=dict)
+    suppressions_path: Path | None = None
+    findings_dir: Path | None = None  # default: a "findings" folder beside the warehouse file
+    # The analyst database each run publishes (default: chainwatch_published.duckdb beside the warehouse).
+    published_db: Path | None = None
+    # Anomaly models (detectors/anomaly/models.py): peer groups, training window, alert percentile.
+    anomaly: AnomalyParams = field(default_factory=lambda: AnomalyParams())
+
+    @property
+    def findings_path(self) -> Path:
+        """Where findings are exported: findings_dir, else `<warehouse folder>/findings`."""
+        return (
+            Path(self.findings_dir) if self.findings_dir else Path(self.db_path).parent / "findings"
+        )
+
+    @property
+    def published_path(self) -> Path:
+        """Where the analyst database is published: published_db, else beside the warehouse."""
+        return (
+            Path(self.published_db)
+            if self.published_db
+            else Path(self.db_path).parent / "chainwatch_published.duckdb"
+        )
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with the non-None overrides applied and validated."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return _validated(replace(self, **_coerce(clean)))
+
+
+_ENV = {
+    "CHAINWATCH_DB": "db_path",
+    "CHAINWATCH_CATALOG": "catalog_path",
+    "CHAINWATCH_HASH_KEY": "hash_key",
+    "CHAINWATCH_MAX_RECORD_BYTES": "max_record_bytes",
+    "CHAINWATCH_SUPPRESSIONS": "suppressions_path",
+    "CHAINWATCH_PUBLISHED_DB": "published_db",
+}
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    known = {f.name: f for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {key!r}")
+        default = getattr(Settings(), key)
+        try:
+            if key == "anomaly":
+                if isinstance(value, AnomalyParams):
+                    pass
+                elif isinstance(value, dict):
+                    value = AnomalyParams.from_mapping(value)
+                else:
+                    raise ValueError("expected a mapping of anomaly parameters")
+            elif key == "rule_parameters":
+                if not isinstance(value, dict) or not all(
+                    isinstance(v, dict) for v in value.values()
+                ):
+                    raise ValueError("expected a mapping of rule id to a mapping of parameters")
+                value = {str(k): dict(v) for k, v in value.items()}
+            elif key in ("suppressions_path", "findings_dir", "published_db"):
+                value = Path(value) if value else None
+            elif isinstance(default, Path):
+                value = Path(value)
+            elif isinstance(default, bool):
+                value = (
+                    str(value).lower() in ("1", "true", "yes")
+                    if isinstance(value, str)
+                    else bool(value)
+                )
+            elif isinstance(default, float):
+                value = float(value)
+            elif isinstance(default, int):
+                value = int(value)
+            elif isinstance(default, tuple):
+                value = tuple(
+                    str(v) for v in (value.split(",") if isinstance(value, str) else value)
+                )
+            elif isinstance(default, dict):
+                value = {str(k): int(v) for k, v in dict(value).items()}
+            else:
+                value = str(value)
+        except SettingsError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"setting {key!r}: {exc}") from exc
+        out[key] = value
+    return out
+
+
+def _validated(settings: Settings) -> Settings:
+    for name in ("sts_session_pattern", "k8s_pod_pattern"):
+        pattern = getattr(settings, name)
+        try:
+            groups = re.compile(pattern).groupindex
+        except re.error as exc:
+            raise SettingsError(
+                f"setting {name!r} is not a valid regular expression: {exc}"
+            ) from exc
+        if "task_id" not in groups or "agent_id" not in groups:
+            raise SettingsError(
+                f"setting {name!r} needs named groups (?P<agent_id>...) and (?P<task_id>...)"
+            )
+    if not settings.hash_key:
+        raise SettingsError("setting 'hash_key' must not be empty")
+    if settings.max_record_bytes <= 0 or settings.reject_text_chars <= 0:
+        raise SettingsError("size limits must be positive")
+    return settings
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, a YAML file, the environment, then explicit overrides."""
+    values: dict[str, Any] = {}
+    config_file = config_file or os.environ.get("CHAINWATCH_CONFIG")
+    if config_file:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path} must hold a mapping")
+        values.update(loaded)
+    for env, key in _ENV.items():
+        if os.environ.get(env):
+            values[key] = os.environ[env]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _validated(replace(Settings(), **_coerce(values)))
