@@ -218,7 +218,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from detectors.findings.merge import run_detection
+    from detectors.stages import run_detection
 
     settings = _settings(args)
     con = _open(settings.db_path)

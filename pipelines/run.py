@@ -10,7 +10,7 @@ from typing import Literal
 from dagster import DagsterInstance
 
 from detectors.core.locking import warehouse_lock
-from detectors.core.warehouse import connect
+from detectors.core.warehouse import connect, has_table
 from detectors.ingest.pipeline import file_day, landing_files
 from pipelines.definitions import build_definitions
 from pipelines.jobs import (
@@ -116,10 +116,7 @@ def _has_models(db_path: str | Path) -> bool:
     con = connect(db_path, read_only=True)
     try:
         return bool(
-            con.execute(
-                """SELECT count(*) FROM information_schema.tables
-                   WHERE table_name = 'anomaly_models'"""
-            ).fetchone()[0]
+            has_table(con, "anomaly_models")
             and con.execute("SELECT count(*) FROM anomaly_models").fetchone()[0]
         )
     finally:

@@ -57,6 +57,7 @@ from sklearn.ensemble import IsolationForest
 from detectors.core.faults import crash_point
 from detectors.core.settings import PEER_METHODS, AnomalyParams
 from detectors.core.sqlfiles import run_sql
+from detectors.core.warehouse import has_table
 
 log = logging.getLogger(__name__)
 
@@ -296,10 +297,7 @@ def place_new_agents(
 
 
 def _require_peer_groups(con: duckdb.DuckDBPyConnection) -> None:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'agent_peer_groups'"
-    ).fetchone()[0]
-    if not exists:
+    if not has_table(con, "agent_peer_groups"):
         log.info("no agent_peer_groups table: assigning peer groups with the defaults")
         assign_peer_groups(con)
 

@@ -115,6 +115,8 @@ class Settings:
     findings_dir: Path | None = None  # default: a "findings" folder beside the warehouse file
     # The analyst database each run publishes (default: chainwatch_published.duckdb beside the warehouse).
     published_db: Path | None = None
+    # The Parquet lake the Spark engine reads (`run --engine spark`, lake-export).
+    lake_path: str = "data/lake"
     # Anomaly models (detectors/anomaly/models.py): peer groups, training window, alert percentile.
     anomaly: AnomalyParams = field(default_factory=lambda: AnomalyParams())
 
@@ -147,6 +149,7 @@ _ENV = {
     "CHAINWATCH_MAX_RECORD_BYTES": "max_record_bytes",
     "CHAINWATCH_SUPPRESSIONS": "suppressions_path",
     "CHAINWATCH_PUBLISHED_DB": "published_db",
+    "CHAINWATCH_LAKE": "lake_path",
 }
 
 

@@ -91,3 +91,24 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
         for table in CANONICAL_TABLES
     }
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Base tables of the current database's main schema (not views, not temp tables)."""
+    return {
+        r[0]
+        for r in con.execute(
+            """SELECT table_name FROM information_schema.tables
+               WHERE table_catalog = current_database() AND table_schema = 'main'
+                 AND table_type = 'BASE TABLE'"""
+        ).fetchall()
+    }
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """True if a table or view called `name` is visible to the connection (temp ones too)."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        ).fetchone()[0]
+    )

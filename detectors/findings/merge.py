@@ -1,8 +1,7 @@
-"""One detection run: rebuild derived tables, run every rule, score anomalies, merge findings."""
+"""Findings: anomaly hits merged beside rule hits, ranking by task risk, and triage decisions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -10,38 +9,19 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from detectors.analyst.recommend import build_recommendations
-from detectors.anomaly.models import ANOMALY_RULE_ID, score_tasks
-from detectors.core.settings import AnomalyParams, Settings
+from detectors.anomaly.models import ANOMALY_RULE_ID
+from detectors.core.settings import AnomalyParams
 from detectors.core.sqlfiles import run_sql
-from detectors.derive.tables import build_derived_tables
 from detectors.rules.engine import (
-    RULES_DIR,
-    Rule,
     RuleError,
     RuleMeta,
     Suppression,
     check_frameworks,
-    detect,
-    load_rules,
-    load_suppressions,
     merge_hits,
     start_hits,
 )
 
 ANOMALY_META_PATH = Path(__file__).resolve().parents[1] / "anomaly" / "anomaly.yaml"
-
-
-@dataclass
-class DetectionReport:
-    """Rows of the derived tables, hits per rule, and the findings table's size afterwards."""
-
-    derived: dict[str, int]
-    hits: dict[str, int]
-    findings: int
-    anomaly_scored: int = 0
-    anomaly_hits: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 @cache
@@ -109,35 +89,6 @@ def rank_findings(con: duckdb.DuckDBPyConnection) -> int:
         con.rollback()
         raise
     return con.execute("SELECT count(*) FROM task_risk").fetchone()[0]
-
-
-def run_detection(
-    con: duckdb.DuckDBPyConnection,
-    settings: Settings,
-    *,
-    rules: list[Rule] | None = None,
-    now: datetime | None = None,
-) -> DetectionReport:
-    """Detect over everything loaded; findings keep their ids and triage across reruns.
-
-    Anomaly scoring uses the stored models and never refits (``chainwatch refit`` does); with no
-    model yet nothing is scored or flagged, and the report says so.
-    """
-    derived = build_derived_tables(con)
-    rules = rules if rules is not None else load_rules(RULES_DIR, settings.rule_parameters)
-    suppressions = load_suppressions(settings.suppressions_path)
-    hits = detect(con, rules, suppressions=suppressions, now=now)
-    params = settings.anomaly
-    report = DetectionReport(derived, hits, 0)
-    report.anomaly_scored = score_tasks(con, top_g=params.top_g, role_pattern=params.role_pattern)
-    if report.anomaly_scored:
-        report.anomaly_hits = flag_anomalies(con, params, suppressions=suppressions, now=now)
-    else:
-        report.notes.append("no anomaly model yet (cold start): run `chainwatch refit`")
-    rank_findings(con)
-    report.derived["recommendations"] = build_recommendations(con)
-    report.findings = con.execute("SELECT count(*) FROM findings").fetchone()[0]
-    return report
 
 
 def set_triage(

@@ -22,6 +22,7 @@ import yaml
 
 from detectors.core.faults import crash_point
 from detectors.core.sqlfiles import run_sql
+from detectors.core.warehouse import table_names
 
 # Tables copied when the warehouse has them (derived and anomaly tables appear after their runs).
 PUBLISHED_TABLES: tuple[str, ...] = (
@@ -63,17 +64,6 @@ class PublishReport:
 def _sql_string(value: str) -> str:
     """A SQL string literal (ATTACH takes no bound parameters); the path comes from settings."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            """SELECT table_name FROM information_schema.tables
-               WHERE table_catalog = current_database() AND table_schema = 'main'
-                 AND table_type = 'BASE TABLE'"""
-        ).fetchall()
-    }
 
 
 def rule_catalog_table(rules: list, anomaly_meta: dict | None = None) -> pa.Table:
@@ -144,7 +134,7 @@ def publish_analyst_db(
     for leftover in dest.parent.glob(f".{dest.name}.*.building*"):
         leftover.unlink(missing_ok=True)
     published_at = datetime.now(UTC).replace(tzinfo=None)
-    tables = sorted(_existing_tables(con) & set(PUBLISHED_TABLES))
+    tables = sorted(table_names(con) & set(PUBLISHED_TABLES))
     counts: dict[str, int] = {}
     home = _database(con)
     con.execute(f"ATTACH {_sql_string(str(tmp))} AS {_ALIAS}")

@@ -17,8 +17,9 @@ from dagster import DagsterInstance, RunRequest, build_schedule_context
 
 from chainwatch.harness.simulate import simulate
 from detectors.core.warehouse import CANONICAL_TABLES
-from detectors.findings.merge import run_detection, set_triage
+from detectors.findings.merge import set_triage
 from detectors.ingest.quality import conservation_violations
+from detectors.stages import run_detection
 from pipelines.definitions import build_definitions
 from pipelines.jobs import INGEST_JOB_NAME, REFIT_JOB_NAME, SCORE_JOB_NAME
 from pipelines.schedules import daily_ingest_schedule, weekly_refit_schedule

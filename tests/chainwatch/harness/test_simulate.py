@@ -21,8 +21,8 @@ from chainwatch.cli import main as cli_main
 from chainwatch.harness import simulate as sim_module
 from chainwatch.harness.simulate import ANOMALY_SCENARIOS, SCENARIOS, SimulationSummary, simulate
 from detectors.core.settings import Settings
-from detectors.findings.merge import run_detection
 from detectors.ingest.pipeline import ingest_paths
+from detectors.stages import run_detection
 
 SESSION_RE = re.compile(r"^(?P<agent_id>[A-Za-z0-9_+=,.-]+)@(?P<task_id>[A-Za-z0-9_+=,.-]+)$")
 HMAC_RE = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from detectors.findings.merge import run_detection, set_triage
+from detectors.findings.merge import set_triage
+from detectors.stages import run_detection
 from tests.conftest import Ingester
 
 RECORDS = [
