@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 
 import duckdb
 
@@ -74,6 +75,7 @@ class DetectionReport:
     ranked_tasks: int = 0
     notes: list[str] = field(default_factory=list)
     exported: dict[str, int] = field(default_factory=dict)
+    exported_files: list[Path] = field(default_factory=list)
     published: PublishReport | None = None
 
 
@@ -133,8 +135,8 @@ def recommend(con: duckdb.DuckDBPyConnection, ctx: StageContext, report: Detecti
 def export(con: duckdb.DuckDBPyConnection, ctx: StageContext, report: DetectionReport) -> None:
     """Write findings as Parquet by day and as OCSF JSON lines under the settings' findings path."""
     out = ctx.settings.findings_path
-    files = export_findings_parquet(con, out / "parquet")
-    report.exported["parquet_files"] = len(files)
+    report.exported_files = export_findings_parquet(con, out / "parquet")
+    report.exported["parquet_files"] = len(report.exported_files)
     report.exported["ocsf_rows"] = export_findings_ocsf(
         con, out / "findings.ocsf.jsonl", product_version=product_version()
     )

@@ -8,22 +8,34 @@ from contextlib import contextmanager, suppress
 import duckdb
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
-from detectors.core.settings import DEFAULT_DB, Settings, load_settings
+from detectors.core.settings import (
+    DEFAULT_DB,
+    DEFAULT_LANDING,
+    Settings,
+    config_file_path,
+    environment_values,
+    load_settings,
+)
 from detectors.core.warehouse import prepare
-
-DEFAULT_LANDING = "data/landing"
 
 
 class ChainwatchConfig(ConfigurableResource):
     """Where the landing folder is and which settings file / catalog to use."""
 
-    landing_dir: str = DEFAULT_LANDING
+    landing_dir: str = str(DEFAULT_LANDING)
     config_file: str | None = None
     catalog_path: str | None = None
+    _settings: dict[str, Settings] = PrivateAttr(default_factory=dict)
 
     def settings(self, db_path: str) -> Settings:
-        return load_settings(self.config_file, db_path=db_path, catalog_path=self.catalog_path)
+        """The settings for this warehouse, built once per resource (once per run)."""
+        if db_path not in self._settings:
+            self._settings[db_path] = load_settings(
+                self.config_file, db_path=db_path, catalog_path=self.catalog_path
+            )
+        return self._settings[db_path]
 
 
 @contextmanager
@@ -50,7 +62,8 @@ def default_resources(
     spark_refit_tasks: int = 1000,
 ) -> dict:
     """Local resources; production differs only here (paths from the environment)."""
-    db = db_path or os.environ.get("CHAINWATCH_DB") or str(DEFAULT_DB)
+    env = environment_values()
+    db = db_path or env.get("db_path") or str(DEFAULT_DB)
     # A folder that cannot be made (a read-only working folder) is reported by whoever opens the
     # warehouse, naming it; importing the definitions must not fail on it.
     with suppress(OSError):
@@ -58,9 +71,9 @@ def default_resources(
     return {
         "duckdb": DuckDBResource(database=db),
         "chainwatch": ChainwatchConfig(
-            landing_dir=landing_dir or os.environ.get("CHAINWATCH_LANDING") or DEFAULT_LANDING,
-            config_file=config_file or os.environ.get("CHAINWATCH_CONFIG"),
-            catalog_path=catalog_path or os.environ.get("CHAINWATCH_CATALOG"),
+            landing_dir=landing_dir or env.get("landing_dir") or str(DEFAULT_LANDING),
+            config_file=(str(path) if (path := config_file_path(config_file)) else None),
+            catalog_path=catalog_path or env.get("catalog_path"),
         ),
         "spark": default_spark(
             lake_path, spark_out, spark_master, raw_path, spark_refit, spark_refit_tasks
@@ -105,12 +118,19 @@ def default_spark(
     """The Spark resource from arguments, else $CHAINWATCH_LAKE, $CHAINWATCH_SPARK_OUT,
     $CHAINWATCH_SPARK_MASTER ("default" leaves the master to spark-submit) and
     $CHAINWATCH_RAW (landing files; default <lake>/raw)."""
-    lake = lake_path or os.environ.get("CHAINWATCH_LAKE") or "data/lake"
-    master = master or os.environ.get("CHAINWATCH_SPARK_MASTER") or "local[2]"
+    env = Settings(
+        **{
+            k: v
+            for k, v in environment_values().items()
+            if k in ("lake_path", "spark_out", "spark_raw", "spark_master")
+        }
+    )
+    lake = lake_path or env.lake_path
+    master = master or env.spark_master
     return SparkResource(
         lake_path=lake,
-        out_path=out_path or os.environ.get("CHAINWATCH_SPARK_OUT") or f"{lake.rstrip('/')}/out",
-        raw_path=raw_path or os.environ.get("CHAINWATCH_RAW") or f"{lake.rstrip('/')}/raw",
+        out_path=out_path or env.spark_out or f"{lake.rstrip('/')}/out",
+        raw_path=raw_path or env.spark_raw or f"{lake.rstrip('/')}/raw",
         refit=refit,
         refit_tasks_per_agent=refit_tasks_per_agent,
         master=None if master == "default" else master,

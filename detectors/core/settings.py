@@ -16,6 +16,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = Path("data/warehouse/chainwatch.duckdb")
+DEFAULT_LANDING = Path("data/landing")
 DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "ingest" / "catalog" / "default.yaml"
 # Development-only key: the demo and tests use it; production sets CHAINWATCH_HASH_KEY.
 DEV_HASH_KEY = "chainwatch-dev-key-not-for-production"
@@ -115,8 +116,14 @@ class Settings:
     findings_dir: Path | None = None  # default: a "findings" folder beside the warehouse file
     # The analyst database each run publishes (default: chainwatch_published.duckdb beside the warehouse).
     published_db: Path | None = None
-    # The Parquet lake the Spark engine reads (`run --engine spark`, lake-export).
+    # Where the daily job looks for new files (the Dagster sensor and `chainwatch run`).
+    landing_dir: Path = DEFAULT_LANDING
+    # The Spark engine: the Parquet lake it reads, where its outputs go (default <lake>/out),
+    # landing files it parses (default <lake>/raw), and its master ("default": spark-submit's).
     lake_path: str = "data/lake"
+    spark_out: str | None = None
+    spark_raw: str | None = None
+    spark_master: str = "local[2]"
     # Anomaly models (detectors/anomaly/models.py): peer groups, training window, alert percentile.
     anomaly: AnomalyParams = field(default_factory=lambda: AnomalyParams())
 
@@ -136,6 +143,16 @@ class Settings:
             else Path(self.db_path).parent / "chainwatch_published.duckdb"
         )
 
+    @property
+    def spark_out_path(self) -> str:
+        """Where the Spark engine writes: spark_out, else `<lake>/out`."""
+        return self.spark_out or f"{self.lake_path.rstrip('/')}/out"
+
+    @property
+    def spark_raw_path(self) -> str:
+        """Landing files the Spark ingest parses: spark_raw, else `<lake>/raw`."""
+        return self.spark_raw or f"{self.lake_path.rstrip('/')}/raw"
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the non-None overrides applied and validated."""
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -149,59 +166,67 @@ _ENV = {
     "CHAINWATCH_MAX_RECORD_BYTES": "max_record_bytes",
     "CHAINWATCH_SUPPRESSIONS": "suppressions_path",
     "CHAINWATCH_PUBLISHED_DB": "published_db",
+    "CHAINWATCH_LANDING": "landing_dir",
     "CHAINWATCH_LAKE": "lake_path",
+    "CHAINWATCH_SPARK_OUT": "spark_out",
+    "CHAINWATCH_RAW": "spark_raw",
+    "CHAINWATCH_SPARK_MASTER": "spark_master",
 }
+_OPTIONAL_PATHS = ("suppressions_path", "findings_dir", "published_db")
+_OPTIONAL_TEXT = ("spark_out", "spark_raw")
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
-    known = {f.name: f for f in fields(Settings)}
+    known = {f.name for f in fields(Settings)}
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
             raise SettingsError(f"unknown setting {key!r}")
-        default = getattr(Settings(), key)
         try:
-            if key == "anomaly":
-                if isinstance(value, AnomalyParams):
-                    pass
-                elif isinstance(value, dict):
-                    value = AnomalyParams.from_mapping(value)
-                else:
-                    raise ValueError("expected a mapping of anomaly parameters")
-            elif key == "rule_parameters":
-                if not isinstance(value, dict) or not all(
-                    isinstance(v, dict) for v in value.values()
-                ):
-                    raise ValueError("expected a mapping of rule id to a mapping of parameters")
-                value = {str(k): dict(v) for k, v in value.items()}
-            elif key in ("suppressions_path", "findings_dir", "published_db"):
-                value = Path(value) if value else None
-            elif isinstance(default, Path):
-                value = Path(value)
-            elif isinstance(default, bool):
-                value = (
-                    str(value).lower() in ("1", "true", "yes")
-                    if isinstance(value, str)
-                    else bool(value)
-                )
-            elif isinstance(default, float):
-                value = float(value)
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, tuple):
-                value = tuple(
-                    str(v) for v in (value.split(",") if isinstance(value, str) else value)
-                )
-            elif isinstance(default, dict):
-                value = {str(k): int(v) for k, v in dict(value).items()}
-            else:
-                value = str(value)
+            out[key] = _coerce_one(key, value)
         except SettingsError:
             raise
         except (TypeError, ValueError) as exc:
             raise SettingsError(f"setting {key!r}: {exc}") from exc
-        out[key] = value
     return out
+
+
+def _coerce_one(key: str, value: Any) -> Any:
+    """`value` converted to the type of setting `key` (by its default's type)."""
+    if key == "anomaly":
+        return _anomaly(value)
+    if key == "rule_parameters":
+        return _rule_parameters(value)
+    if key in _OPTIONAL_PATHS:
+        return Path(value) if value else None
+    if key in _OPTIONAL_TEXT:
+        return str(value) if value else None
+    default = getattr(Settings(), key)
+    if isinstance(default, Path):
+        return Path(value)
+    if isinstance(default, bool):
+        return str(value).lower() in ("1", "true", "yes") if isinstance(value, str) else bool(value)
+    if isinstance(default, float | int):
+        return type(default)(value)
+    if isinstance(default, tuple):
+        return tuple(str(v) for v in (value.split(",") if isinstance(value, str) else value))
+    if isinstance(default, dict):
+        return {str(k): int(v) for k, v in dict(value).items()}
+    return str(value)
+
+
+def _anomaly(value: Any) -> AnomalyParams:
+    if isinstance(value, AnomalyParams):
+        return value
+    if isinstance(value, dict):
+        return AnomalyParams.from_mapping(value)
+    raise ValueError("expected a mapping of anomaly parameters")
+
+
+def _rule_parameters(value: Any) -> dict[str, dict]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError("expected a mapping of rule id to a mapping of parameters")
+    return {str(k): dict(v) for k, v in value.items()}
 
 
 def _validated(settings: Settings) -> Settings:
@@ -224,10 +249,20 @@ def _validated(settings: Settings) -> Settings:
     return settings
 
 
+def config_file_path(explicit: str | Path | None = None) -> str | Path | None:
+    """The settings file: the one given, else $CHAINWATCH_CONFIG, else none."""
+    return explicit or os.environ.get("CHAINWATCH_CONFIG") or None
+
+
+def environment_values() -> dict[str, str]:
+    """The settings given by CHAINWATCH_* environment variables (the one place that reads them)."""
+    return {key: os.environ[env] for env, key in _ENV.items() if os.environ.get(env)}
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build settings from defaults, a YAML file, the environment, then explicit overrides."""
     values: dict[str, Any] = {}
-    config_file = config_file or os.environ.get("CHAINWATCH_CONFIG")
+    config_file = config_file_path(config_file)
     if config_file:
         path = Path(config_file)
         try:
@@ -237,8 +272,6 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if not isinstance(loaded, dict):
             raise SettingsError(f"config file {path} must hold a mapping")
         values.update(loaded)
-    for env, key in _ENV.items():
-        if os.environ.get(env):
-            values[key] = os.environ[env]
+    values.update(environment_values())
     values.update({k: v for k, v in overrides.items() if v is not None})
     return _validated(replace(Settings(), **_coerce(values)))

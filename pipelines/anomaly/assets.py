@@ -10,16 +10,25 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from detectors.anomaly.models import default_train_until, refit, score_tasks
-from detectors.findings.merge import flag_anomalies
-from detectors.rules.engine import load_suppressions
-from pipelines.detect.assets import task_features, task_sequences
+from detectors import stages
+from detectors.anomaly.models import default_train_until, refit
+from detectors.core.settings import Settings
+from pipelines.detect.assets import chain_rules, credential_rules, task_features, task_sequences
 from pipelines.partitions import DAILY, SINGLE_RUN
 from pipelines.resources import ChainwatchConfig, warehouse
+from pipelines.stages import stage_tags
 
 GROUP = "anomaly"
 REFIT_GROUP = "anomaly_refit"
 SCORES_CHECK = "scores_in_range"
+
+
+def _window_context(context: AssetExecutionContext, settings: Settings) -> stages.StageContext:
+    """Stage context over the run's partitions (tasks started in the window)."""
+    window = context.partition_time_window
+    return stages.StageContext(
+        settings, since=window.start.replace(tzinfo=None), until=window.end.replace(tzinfo=None)
+    )
 
 
 @asset(
@@ -61,8 +70,10 @@ def anomaly_models(
     group_name=GROUP,
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
-    deps=[task_features, task_sequences, anomaly_models],
+    # The rules run before scoring, as in detectors/stages.py (STAGE_NAMES).
+    deps=[task_features, task_sequences, anomaly_models, credential_rules, chain_rules],
     kinds={"duckdb"},
+    tags=stage_tags("score"),
     check_specs=[
         AssetCheckSpec(
             SCORES_CHECK,
@@ -77,13 +88,10 @@ def task_anomaly_scores(
 ):
     """Forest, baseline, sequence and fused scores of the tasks started in the partitions, with
     the latest models; never refits. Tasks of peer groups without a model are not scored."""
-    params = chainwatch.settings(duckdb.database).anomaly
-    window = context.partition_time_window
-    since, until = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+    ctx = _window_context(context, chainwatch.settings(duckdb.database))
+    since, until = ctx.since, ctx.until
     with warehouse(duckdb) as con:
-        scored = score_tasks(
-            con, since=since, until=until, top_g=params.top_g, role_pattern=params.role_pattern
-        )
+        scored = stages.run_stages(con, ctx, ("score",)).anomaly_scored
         problems = con.execute(
             """SELECT count(*) - count(DISTINCT task_id)
                     + coalesce(count_if(NOT (isfinite(fused_score) AND isfinite(iforest_score)
@@ -110,24 +118,18 @@ def task_anomaly_scores(
     backfill_policy=SINGLE_RUN,
     deps=[task_anomaly_scores],
     kinds={"duckdb"},
+    tags=stage_tags("flag"),
 )
 def anomaly_findings(
     context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig
 ):
     """Tasks of the partitions at or above the alert percentile of their peer group, merged into
     findings (analytic type learning or statistical) with their explanation."""
-    settings = chainwatch.settings(duckdb.database)
-    window = context.partition_time_window
+    ctx = _window_context(context, chainwatch.settings(duckdb.database))
     with warehouse(duckdb) as con:
-        hits = flag_anomalies(
-            con,
-            settings.anomaly,
-            since=window.start.replace(tzinfo=None),
-            until=window.end.replace(tzinfo=None),
-            suppressions=load_suppressions(settings.suppressions_path),
-        )
+        hits = stages.run_stages(con, ctx, ("flag",)).anomaly_hits
     return MaterializeResult(
-        metadata={"hits": hits, "alert_percentile": settings.anomaly.alert_percentile}
+        metadata={"hits": hits, "alert_percentile": ctx.settings.anomaly.alert_percentile}
     )
 
 

@@ -11,23 +11,16 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from detectors.analyst.recommend import build_recommendations
+from detectors import stages
 from detectors.derive.tables import (
     build_credential_lifecycles,
     build_task_features,
     build_task_sequences,
 )
-from detectors.findings.exports import (
-    export_findings_ocsf,
-    export_findings_parquet,
-    product_version,
-)
-from detectors.findings.merge import rank_findings
-from detectors.findings.snapshot import publish_with_settings
-from detectors.rules.engine import RULES_DIR, detect, load_rules, load_suppressions
 from pipelines.canonical.assets import agent_actions, credential_events, tasks
 from pipelines.partitions import DAILY, SINGLE_RUN
 from pipelines.resources import ChainwatchConfig, warehouse
+from pipelines.stages import stage_tags
 
 GROUP = "detect"
 PUBLISH_GROUP = "publish"
@@ -40,6 +33,7 @@ FINDINGS_CHECK = "findings_well_formed"
     backfill_policy=SINGLE_RUN,
     deps=[credential_events, agent_actions, tasks],
     kinds={"duckdb"},
+    tags=stage_tags("derive"),
 )
 def credential_lifecycles(context: AssetExecutionContext, duckdb: DuckDBResource):
     """One row per credential: issue, expiry, revocation, renewals, its task's end, uses (after
@@ -61,6 +55,7 @@ def credential_lifecycles(context: AssetExecutionContext, duckdb: DuckDBResource
     backfill_policy=SINGLE_RUN,
     deps=[agent_actions, tasks],
     kinds={"duckdb"},
+    tags=stage_tags("derive"),
 )
 def task_sequences(context: AssetExecutionContext, duckdb: DuckDBResource):
     """Per task: its actions in order (ties broken by event id), action-class path, systems,
@@ -76,6 +71,7 @@ def task_sequences(context: AssetExecutionContext, duckdb: DuckDBResource):
     backfill_policy=SINGLE_RUN,
     deps=[agent_actions, tasks, credential_lifecycles],
     kinds={"duckdb"},
+    tags=stage_tags("derive"),
 )
 def task_features(context: AssetExecutionContext, duckdb: DuckDBResource):
     """One numeric row per task (counts by action class, distinct tools / systems / destinations,
@@ -92,13 +88,19 @@ def task_features(context: AssetExecutionContext, duckdb: DuckDBResource):
     backfill_policy=SINGLE_RUN,
     deps=[credential_lifecycles, agent_actions, tasks],
     kinds={"duckdb"},
+    tags=stage_tags("recommend"),
 )
-def recommendations(context: AssetExecutionContext, duckdb: DuckDBResource):
+def recommendations(
+    context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig
+):
     """Least privilege per agent over the last 30 days: scopes granted vs used, access used per
     system (read, write, delegate and egress apart), and a TTL from observed task durations
     (p95 x 1.25) next to the TTL actually issued."""
+    report = stages.DetectionReport()
+    ctx = stages.StageContext(chainwatch.settings(duckdb.database))
     with warehouse(duckdb) as con:
-        rows = build_recommendations(con)
+        stages.recommend(con, ctx, report)
+        rows = report.derived["recommendations"]
         by_category = dict(
             con.execute(
                 "SELECT category || ':' || split_part(recommendation, ' ', 1), count(*) FROM recommendations GROUP BY 1"
@@ -116,6 +118,7 @@ def _family_asset(name: str, entities: tuple[str, ...], deps, description: str):
         deps=deps,
         description=description,
         kinds={"duckdb"},
+        tags=stage_tags("rules"),
         check_specs=[
             AssetCheckSpec(
                 FINDINGS_CHECK,
@@ -126,10 +129,12 @@ def _family_asset(name: str, entities: tuple[str, ...], deps, description: str):
         ],
     )
     def _run(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch: ChainwatchConfig):
-        settings = chainwatch.settings(duckdb.database)
-        rules = [r for r in load_rules(RULES_DIR, settings.rule_parameters) if r.entity in entities]
+        ctx = stages.StageContext(chainwatch.settings(duckdb.database))
+        report = stages.DetectionReport()
+        rules = [r for r in ctx.rules if r.entity in entities]
         with warehouse(duckdb) as con:
-            hits = detect(con, rules, suppressions=load_suppressions(settings.suppressions_path))
+            stages.rules(con, ctx, report, entities=entities)
+            hits = report.hits
             problems = con.execute(
                 """SELECT count(*) - count(DISTINCT finding_id)
                         + coalesce(count_if(status NOT IN ('new', 'in_progress', 'suppressed', 'resolved')), 0)
@@ -182,6 +187,7 @@ PUBLISH_CHECK = "exports_match_table"
     backfill_policy=SINGLE_RUN,
     deps=[credential_rules, chain_rules, AssetKey("anomaly_findings")],
     kinds={"duckdb", "parquet"},
+    tags=stage_tags("rank", "export"),
     check_specs=[
         AssetCheckSpec(
             PUBLISH_CHECK,
@@ -195,15 +201,13 @@ def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch:
     """All findings (rules and anomaly models) with stable ids and kept triage, ranked by priority
     (task_risk: a rule finding on an anomalous task ranks higher), exported as Parquet partitioned
     by day and as OCSF Detection Finding (class 2004) JSON lines."""
-    settings = chainwatch.settings(duckdb.database)
-    out = settings.findings_path
+    ctx = stages.StageContext(chainwatch.settings(duckdb.database))
+    out = ctx.settings.findings_path
     with warehouse(duckdb) as con:
-        rank_findings(con)
-        files = export_findings_parquet(con, out / "parquet")
-        ocsf_rows = export_findings_ocsf(
-            con, out / "findings.ocsf.jsonl", product_version=product_version()
-        )
-        total = con.execute("SELECT count(*) FROM findings").fetchone()[0]
+        report = stages.run_stages(con, ctx, ("rank", "export"))
+        files = report.exported_files
+        ocsf_rows = report.exported["ocsf_rows"]
+        total = report.findings
         parquet_rows = (
             con.execute(
                 "SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]
@@ -239,6 +243,7 @@ ANALYST_DB_CHECK = "views_answer"
     backfill_policy=SINGLE_RUN,
     deps=[findings, recommendations],
     kinds={"duckdb"},
+    tags=stage_tags("publish"),
     check_specs=[
         AssetCheckSpec(
             ANALYST_DB_CHECK,
@@ -254,9 +259,9 @@ def analyst_db(
     """The analyst database (chainwatch_published.duckdb): the tables analysts query, the views
     findings_open, task_timeline, agent_summary and the rule_catalog, built as a new file and
     swapped in atomically, so readers never block a run nor see half of one."""
-    settings = chainwatch.settings(duckdb.database)
+    ctx = stages.StageContext(chainwatch.settings(duckdb.database))
     with warehouse(duckdb) as con:
-        report = publish_with_settings(con, settings)
+        report = stages.run_stages(con, ctx, ("publish",)).published
         open_findings = con.execute(
             "SELECT count(*) FROM findings WHERE status IN ('new', 'in_progress')"
         ).fetchone()[0]

@@ -8,6 +8,8 @@ from pathlib import Path
 import duckdb
 from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
+from detectors.core.settings import load_settings
+from pipelines import resources as resources_module
 from pipelines.anomaly.assets import anomaly_findings, task_anomaly_scores
 from pipelines.canonical.assets import CANONICAL_ASSETS
 from pipelines.definitions import build_definitions, defs
@@ -133,9 +135,15 @@ def test_refit_is_its_own_scheduled_job_and_the_daily_job_never_refits():
     assert refit.job_name == REFIT_JOB_NAME and refit.cron_schedule == "30 0 * * 0"
 
 
-def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
+def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path, monkeypatch):
     landing = _landing(tmp_path / "landing")
     db = tmp_path / "wh.duckdb"
+    built = []  # settings are resolved once per run, then passed down to every asset
+    monkeypatch.setattr(
+        resources_module,
+        "load_settings",
+        lambda *a, **kw: built.append(1) or load_settings(*a, **kw),
+    )
     result = materialize(
         [
             *RAW_ASSETS,
@@ -150,6 +158,7 @@ def test_materialize_one_partition_on_a_temporary_duckdb(tmp_path: Path):
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success
+    assert len(built) == 1
     evaluations = {
         (e.asset_key.to_user_string(), e.check_name): e.passed
         for e in result.get_asset_check_evaluations()
