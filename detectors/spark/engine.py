@@ -40,6 +40,7 @@ from detectors.spark.translate import (
     to_spark,
     translate_statements,
 )
+from detectors.stages import STAGE_NAMES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -246,19 +247,19 @@ _OVERRIDES = (
 )
 
 
-def findings(
+def merge_findings(
     spark: SparkSession,
+    hits: DataFrame,
     rules: list[Rule],
     extra_hits: DataFrame | None = None,
     extra_meta: Iterable[RuleMeta] = (),
 ) -> DataFrame:
-    """The run's findings from the rules (and ``extra_hits``, e.g. anomaly hits, described by
-    ``extra_meta``), with the DuckDB engine's finding ids: the first statement of
-    ``sql/merge_findings.sql`` (run_findings), translated. Triage state stays with the analysts'
-    DuckDB database; here every finding is a fresh snapshot."""
+    """The run's findings from the rules' ``hits`` (run_rules) and ``extra_hits`` (e.g. anomaly
+    hits, described by ``extra_meta``), with the DuckDB engine's finding ids: the first statement
+    of ``sql/merge_findings.sql`` (run_findings), translated. Triage state stays with the
+    analysts' DuckDB database; here every finding is a fresh snapshot."""
     from pyspark.sql import functions as F
 
-    hits = run_rules(spark, rules)
     for name, dtype in _OVERRIDES:
         hits = hits.withColumn(name, F.lit(None).cast(dtype))
     if extra_hits is not None:
@@ -282,6 +283,16 @@ def findings(
     return spark.sql(statement.sql).select(*FINDING_COLUMNS)
 
 
+def findings(
+    spark: SparkSession,
+    rules: list[Rule],
+    extra_hits: DataFrame | None = None,
+    extra_meta: Iterable[RuleMeta] = (),
+) -> DataFrame:
+    """The rules run (run_rules), then their hits merged with ``extra_hits`` (merge_findings)."""
+    return merge_findings(spark, run_rules(spark, rules), rules, extra_hits, extra_meta)
+
+
 @dataclass
 class SparkRunReport:
     """What a Spark run read, built and wrote."""
@@ -294,6 +305,11 @@ class SparkRunReport:
     findings_by_rule: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+# The stages of detectors/stages.py the Spark engine runs, in the same order; ranking,
+# recommendations and the analyst database stay with DuckDB (they need the triage history).
+SPARK_STAGES = ("derive", "rules", "score", "flag", "export")
 
 
 def run_on_spark(
@@ -310,60 +326,102 @@ def run_on_spark(
     the day of first_seen). With ``anomaly``, tasks are scored with the models in
     ``<lake>/models`` and anomaly findings join the rule findings. ``refit`` ("always", or "auto"
     when the lake has no models; "never") first retrains those models on each agent's
-    ``refit_tasks_per_agent`` most recent tasks."""
-    from pyspark.sql import functions as F
+    ``refit_tasks_per_agent`` most recent tasks. Stages run in the order of
+    :data:`detectors.stages.STAGE_NAMES`."""
+    if anomaly is not None and refit not in ("auto", "always", "never"):
+        raise ValueError(f"refit must be auto, always or never, not {refit!r}")
+    run = _SparkRun(spark, lake, out, rules, anomaly, refit, refit_tasks_per_agent)
+    with run.clock("load"):
+        run.report.lake_counts = load_lake(spark, lake)
+    for stage in STAGE_NAMES:
+        if stage in SPARK_STAGES:
+            getattr(run, stage)()
+    return run.report
 
-    report = SparkRunReport()
-    clock = _Clock(report.seconds)
-    with clock("load"):
-        report.lake_counts = load_lake(spark, lake)
-    with clock("derived"):
-        report.derived_counts = build_derived(spark)
-    extra_hits, extra_meta = None, []
-    if anomaly is not None:
-        from detectors.findings.merge import anomaly_meta
-        from detectors.spark.models import (
-            anomaly_hits,
-            models_exist,
-            refit_on_spark,
-            score_on_spark,
-        )
 
-        if refit not in ("auto", "always", "never"):
-            raise ValueError(f"refit must be auto, always or never, not {refit!r}")
-        if refit == "always" or (refit == "auto" and not models_exist(spark, lake)):
-            with clock("models_refit"):
-                refit, report.refit_sampled_tasks = refit_on_spark(
-                    spark, lake, anomaly, max_tasks_per_agent=refit_tasks_per_agent
+@dataclass
+class _SparkRun:
+    """One Spark run's state, one method per stage it runs."""
+
+    spark: SparkSession
+    lake: str | Path
+    out: str | Path
+    rule_list: list[Rule]
+    anomaly: AnomalyParams | None
+    refit: str
+    refit_tasks_per_agent: int
+    report: SparkRunReport = field(default_factory=SparkRunReport)
+    rule_hits: DataFrame | None = None
+    extra_hits: DataFrame | None = None
+    extra_meta: list[RuleMeta] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.clock = _Clock(self.report.seconds)
+
+    def derive(self) -> None:
+        with self.clock("derived"):
+            self.report.derived_counts = build_derived(self.spark)
+
+    def rules(self) -> None:
+        with self.clock("rules"):
+            self.rule_hits = run_rules(self.spark, self.rule_list)
+
+    def score(self) -> None:
+        if self.anomaly is None:
+            return
+        from detectors.spark.models import models_exist, refit_on_spark, score_on_spark
+
+        if self.refit == "always" or (
+            self.refit == "auto" and not models_exist(self.spark, self.lake)
+        ):
+            with self.clock("models_refit"):
+                refitted, self.report.refit_sampled_tasks = refit_on_spark(
+                    self.spark,
+                    self.lake,
+                    self.anomaly,
+                    max_tasks_per_agent=self.refit_tasks_per_agent,
                 )
-                report.refit_trained = refit.trained
-
-        with clock("models_score"):
-            scores = score_on_spark(spark, lake, top_g=anomaly.top_g).persist()
+                self.report.refit_trained = refitted.trained
+        with self.clock("models_score"):
+            scores = score_on_spark(self.spark, self.lake, top_g=self.anomaly.top_g).persist()
             scores.createOrReplaceTempView("task_anomaly_scores")
-            report.scored_tasks = scores.count()
-            extra_hits, extra_meta = anomaly_hits(spark, anomaly).persist(), [anomaly_meta()]
-    with clock("rules"):
-        found = findings(spark, rules, extra_hits, extra_meta).persist()
-        report.findings_by_rule = {
-            row["rule_id"]: row["count"] for row in found.groupBy("rule_id").count().collect()
-        }
-    with clock("write"):
-        base = str(out).rstrip("/")
-        tables = [*DERIVED_TABLES, *(["task_anomaly_scores"] if anomaly is not None else [])]
-        for table in tables:
-            path = f"{base}/{table}"
-            spark.table(table).write.mode("overwrite").parquet(path)
-            report.outputs[table] = path
-        path = f"{base}/findings"
-        (
-            found.withColumn("day", F.to_date("first_seen"))
-            .write.mode("overwrite")
-            .partitionBy("day")
-            .parquet(path)
-        )
-        report.outputs["findings"] = path
-    return report
+            self.report.scored_tasks = scores.count()
+
+    def flag(self) -> None:
+        if self.anomaly is None:
+            return
+        from detectors.findings.merge import anomaly_meta
+        from detectors.spark.models import anomaly_hits
+
+        with self.clock("models_flag"):
+            self.extra_hits = anomaly_hits(self.spark, self.anomaly).persist()
+            self.extra_meta = [anomaly_meta()]
+
+    def export(self) -> None:
+        from pyspark.sql import functions as F
+
+        with self.clock("merge"):
+            found = merge_findings(
+                self.spark, self.rule_hits, self.rule_list, self.extra_hits, self.extra_meta
+            ).persist()
+            self.report.findings_by_rule = {
+                row["rule_id"]: row["count"] for row in found.groupBy("rule_id").count().collect()
+            }
+        with self.clock("write"):
+            base = str(self.out).rstrip("/")
+            scored = ["task_anomaly_scores"] if self.anomaly is not None else []
+            for table in [*DERIVED_TABLES, *scored]:
+                path = f"{base}/{table}"
+                self.spark.table(table).write.mode("overwrite").parquet(path)
+                self.report.outputs[table] = path
+            path = f"{base}/findings"
+            (
+                found.withColumn("day", F.to_date("first_seen"))
+                .write.mode("overwrite")
+                .partitionBy("day")
+                .parquet(path)
+            )
+            self.report.outputs["findings"] = path
 
 
 class _Clock:
