@@ -1,11 +1,14 @@
-"""Scoring findings against the simulator's labels (chainwatch/harness/evaluate.py)."""
+"""Scoring findings against the simulator's labels (chainwatch/harness/evaluate/)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -14,6 +17,7 @@ from chainwatch.harness.evaluate import (
     NOT_COVERED,
     EvaluationError,
     credential_id,
+    credential_ids,
     evaluate,
     evaluate_anomalies,
     format_anomaly_evaluation,
@@ -118,6 +122,30 @@ def test_credential_id_is_the_hash_ingest_stores(ingest, settings):
     stored = ingest.one("SELECT credential_id FROM credential_events")
     assert stored == credential_id("native", "jit-123", settings.hash_key)
     assert stored == ingest.cred_id("native", "jit-123")
+
+
+@pytest.mark.parametrize("key_bytes", [63, 64, 65])
+def test_credential_ids_are_hmac_sha256_of_namespace_and_value(key_bytes):
+    """One query over many pairs; keys on each side of the SHA-256 block size (64 bytes)."""
+    key = "k" * key_bytes
+    pairs = [("vault", "hmac-sha256:abc"), ("aws", "ASIAEXAMPLE"), ("native", "jit-é")]
+    ids = credential_ids([*pairs, pairs[0]], key)
+    expected = {
+        (ns, raw): "cred_"
+        + hmac.new(key.encode(), f"{ns}:{raw}".encode(), hashlib.sha256).hexdigest()[:32]
+        for ns, raw in pairs
+    }
+    assert ids == expected
+    assert credential_id("aws", "ASIAEXAMPLE", key) == expected[("aws", "ASIAEXAMPLE")]
+
+
+def test_evaluate_works_on_a_read_only_warehouse(con, settings, tmp_path):
+    add_finding(con, "outlived", task_id="task-1", credential_id=cid("tok-1"))
+    con.close()
+    labels = [label("credential_outlived_task", "task-1", "tok-1", "vault")]
+    with duckdb.connect(str(settings.db_path), read_only=True) as read_only:
+        ev = run(read_only, settings, tmp_path, labels)
+    assert ev.scenario("credential_outlived_task").matched == 1
 
 
 # --- scoring ----------------------------------------------------------------------------------

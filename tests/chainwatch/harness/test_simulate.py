@@ -22,6 +22,7 @@ from chainwatch.harness import simulate as sim_module
 from chainwatch.harness.simulate import ANOMALY_SCENARIOS, SCENARIOS, SimulationSummary, simulate
 from detectors.core.settings import Settings
 from detectors.ingest.pipeline import ingest_paths
+from detectors.rules.engine import RULES_DIR
 from detectors.stages import run_detection
 
 SESSION_RE = re.compile(r"^(?P<agent_id>[A-Za-z0-9_+=,.-]+)@(?P<task_id>[A-Za-z0-9_+=,.-]+)$")
@@ -917,7 +918,7 @@ def test_no_shipped_rule_fires_on_anomaly_tasks(
     run_detection(con, settings)
     rules = {
         p.name.removesuffix(".yaml")
-        for p in (ROOT / "detectors" / "rules").glob("*.yaml")
+        for p in RULES_DIR.glob("*.yaml")
         if not p.name.endswith(".cases.yaml")
     }
     assert {"connector_sprawl", "egress_new_destination", "credential_outlived_task"} <= rules
