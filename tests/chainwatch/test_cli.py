@@ -372,3 +372,44 @@ def test_lake_export_writes_tables_by_day_and_models(published_sample, tmp_path,
         [str(tmp_path / "lake" / "agent_actions" / "**" / "*.parquet")],
     ).fetchone()[0]
     assert after == before > 1000
+
+
+def test_run_engine_spark_takes_the_lake_from_the_settings(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CHAINWATCH_LAKE", str(tmp_path / "from-env"))
+    assert main(["run", "--engine", "spark"]) == EXIT_USAGE
+    assert f"lake folder {tmp_path / 'from-env'} does not exist" in capsys.readouterr().err
+    assert main(["run", "--engine", "spark", "--lake", str(tmp_path / "given")]) == EXIT_USAGE
+    assert f"lake folder {tmp_path / 'given'} does not exist" in capsys.readouterr().err
+
+
+def test_evaluate_with_an_unreadable_labels_file_is_a_one_line_usage_error(tmp_path, capsys):
+    db = str(tmp_path / "w.duckdb")
+    main(["ingest", str(write_lines(tmp_path / "in" / "n.jsonl", NATIVE)), "--db", db, "-q"])
+    capsys.readouterr()
+    code = main(["evaluate", "--labels", str(tmp_path / "absent.jsonl"), "--db", db])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert err.startswith("chainwatch: error: cannot read labels file") and err.count("\n") == 1
+
+
+def test_importing_the_cli_loads_neither_the_harness_nor_sklearn_metrics():
+    code = (
+        "import sys, chainwatch.cli; print(sorted(m for m in sys.modules "
+        "if m.startswith('chainwatch.harness') or m == 'sklearn.metrics'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_cli_holds_no_sql():
+    """Queries live in sql/ and run through detectors/; the CLI only prints what they return."""
+    package = Path(__file__).resolve().parents[2] / "chainwatch" / "cli"
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|information_schema)\b")
+    offenders = [
+        f"{path.name}:{n}"
+        for path in sorted(package.glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if sql.search(line)
+    ]
+    assert offenders == []
