@@ -7,7 +7,7 @@ DB ?= data/warehouse/chainwatch.duckdb
 LANDING ?= data/landing
 SAMPLE_ARGS := --seed 11 --agents 16 --days 2 --actions 3000 --start 2026-11-01
 
-.PHONY: venv demo test bench lint fmt dev sample clean
+.PHONY: venv demo test bench lint typecheck fmt dev sample clean
 SIZES ?= 1000000
 
 $(STAMP): pyproject.toml
@@ -28,17 +28,22 @@ demo: venv
 	$(BIN)/chainwatch report --db $(DB)
 	$(BIN)/chainwatch investigate --top --db $(DB) --out $(dir $(DB))investigations
 
-## test: the whole suite, slow tests included (as CI runs it)
-test: venv
+## test: lint and type check, then the whole suite, slow tests included (as CI runs it)
+test: lint typecheck
 	$(BIN)/python -m pytest -q
 
 ## bench: end-to-end speed and memory against the parse floor (sizes: make bench SIZES="1000000 10000000")
 bench: venv
 	$(BIN)/python -m benchmarks.pipeline $(foreach n,$(SIZES),--actions $(n))
 
+## lint: ruff's checks and formatting
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## typecheck: mypy on detectors, pipelines and chainwatch (settings and ratchet lists in pyproject.toml)
+typecheck: venv
+	$(BIN)/mypy
 
 fmt: venv
 	$(BIN)/ruff format .
@@ -55,4 +60,4 @@ sample: venv
 	$(BIN)/chainwatch simulate --out data/samples $(SAMPLE_ARGS)
 
 clean:
-	rm -rf $(VENV) data/warehouse $(LANDING) .pytest_cache .ruff_cache
+	rm -rf $(VENV) data/warehouse $(LANDING) .pytest_cache .ruff_cache .mypy_cache

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from dagster import Field, logger
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class _StepBar(logging.Handler):
@@ -15,7 +19,8 @@ class _StepBar(logging.Handler):
 
     def __init__(self, total: int, label: str) -> None:
         super().__init__()
-        self.total, self.label, self.bar = total, label, None
+        self.total, self.label = total, label
+        self.bar: tqdm | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "dagster_event", None)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import duckdb
 from dagster import ConfigurableResource
@@ -39,8 +40,12 @@ class ChainwatchConfig(ConfigurableResource):
 
 
 @contextmanager
-def warehouse(resource: DuckDBResource) -> duckdb.DuckDBPyConnection:
+def warehouse(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """A prepared (UTC, schema present) connection from the DuckDB resource."""
+    # The folder is made here, when a step first needs it, not when the definitions load. One
+    # that cannot be made (a read-only working folder) fails the connection, which names it.
+    with suppress(OSError):
+        Path(resource.database).parent.mkdir(parents=True, exist_ok=True)
     with resource.get_connection() as con:
         try:
             yield prepare(con)
@@ -64,10 +69,6 @@ def default_resources(
     """Local resources; production differs only here (paths from the environment)."""
     env = environment_values()
     db = db_path or env.get("db_path") or str(DEFAULT_DB)
-    # A folder that cannot be made (a read-only working folder) is reported by whoever opens the
-    # warehouse, naming it; importing the definitions must not fail on it.
-    with suppress(OSError):
-        os.makedirs(os.path.dirname(os.path.abspath(db)), exist_ok=True)
     return {
         "duckdb": DuckDBResource(database=db),
         "chainwatch": ChainwatchConfig(

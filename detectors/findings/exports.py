@@ -42,7 +42,7 @@ def export_findings_parquet(con: duckdb.DuckDBPyConnection, out_dir: Path) -> li
     out_dir = Path(out_dir)
     _check_export_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _, files = con.execute(_EXPORT_PARQUET, {"out_dir": str(out_dir)}).fetchone()
+    _, files = con.execute(_EXPORT_PARQUET, {"out_dir": str(out_dir)}).fetchone()  # type: ignore[misc]
     out_dir.mkdir(exist_ok=True)
     # OVERWRITE empties the old partition folders but leaves them; drop those left empty.
     for part in out_dir.iterdir():

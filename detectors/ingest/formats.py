@@ -31,7 +31,7 @@ def detect_format(head: FileHead) -> str:
     return fmt
 
 
-def _first_record(head: FileHead) -> object | None:
+def _first_record(head: FileHead) -> dict | None:
     candidates = [head.head] if head.is_document() else head.first_lines(20)
     for raw in candidates:
         try:
@@ -45,6 +45,7 @@ def _first_record(head: FileHead) -> object | None:
             return value
     # A document too large for the head still starts with its outer keys.
     text = head.head[:4096].decode("utf-8", "replace")
+    fmt_record: dict[str, list]
     for marker, fmt_record in (
         ('"resourceSpans"', {"resourceSpans": []}),
         ('"Records"', {"Records": []}),
