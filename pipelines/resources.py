@@ -119,12 +119,9 @@ def default_spark(
     """The Spark resource from arguments, else $CHAINWATCH_LAKE, $CHAINWATCH_SPARK_OUT,
     $CHAINWATCH_SPARK_MASTER ("default" leaves the master to spark-submit) and
     $CHAINWATCH_RAW (landing files; default <lake>/raw)."""
-    env = Settings(
-        **{
-            k: v
-            for k, v in environment_values().items()
-            if k in ("lake_path", "spark_out", "spark_raw", "spark_master")
-        }
+    spark_keys = ("lake_path", "spark_out", "spark_raw", "spark_master")
+    env = Settings().with_overrides(
+        **{k: v for k, v in environment_values().items() if k in spark_keys}
     )
     lake = lake_path or env.lake_path
     master = master or env.spark_master

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -112,3 +113,11 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
         ).fetchone()[0]
     )
+
+
+def scalar(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> Any:
+    """The first column of the first row of `query` (an aggregate, say)."""
+    row = con.execute(query, params).fetchone()
+    if row is None:
+        raise WarehouseError(f"query returned no row: {query.strip().splitlines()[0][:80]}")
+    return row[0]

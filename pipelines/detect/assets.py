@@ -12,6 +12,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from detectors import stages
+from detectors.core.warehouse import scalar
 from detectors.derive.tables import (
     build_credential_lifecycles,
     build_task_features,
@@ -135,13 +136,14 @@ def _family_asset(name: str, entities: tuple[str, ...], deps, description: str):
         with warehouse(duckdb) as con:
             stages.rules(con, ctx, report, entities=entities)
             hits = report.hits
-            problems = con.execute(
+            problems = scalar(
+                con,
                 """SELECT count(*) - count(DISTINCT finding_id)
                         + coalesce(count_if(status NOT IN ('new', 'in_progress', 'suppressed', 'resolved')), 0)
                         + coalesce(count_if(first_seen > last_seen), 0)
                    FROM findings WHERE list_contains(?, rule_id)""",
                 [[r.id for r in rules]],
-            ).fetchone()[0]
+            )
         yield MaterializeResult(metadata={"rules": len(rules), "hits": MetadataValue.json(hits)})
         yield AssetCheckResult(
             check_name=FINDINGS_CHECK,
@@ -209,9 +211,7 @@ def findings(context: AssetExecutionContext, duckdb: DuckDBResource, chainwatch:
         ocsf_rows = report.exported["ocsf_rows"]
         total = report.findings
         parquet_rows = (
-            con.execute(
-                "SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]
-            ).fetchone()[0]
+            scalar(con, "SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]])
             if files
             else 0
         )
@@ -262,9 +262,10 @@ def analyst_db(
     ctx = stages.StageContext(chainwatch.settings(duckdb.database))
     with warehouse(duckdb) as con:
         report = stages.run_stages(con, ctx, ("publish",)).published
-        open_findings = con.execute(
-            "SELECT count(*) FROM findings WHERE status IN ('new', 'in_progress')"
-        ).fetchone()[0]
+        assert report is not None  # the publish stage always reports
+        open_findings = scalar(
+            con, "SELECT count(*) FROM findings WHERE status IN ('new', 'in_progress')"
+        )
     published_open = report.views["findings_open"]
     yield MaterializeResult(
         metadata={
