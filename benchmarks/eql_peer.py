@@ -39,7 +39,8 @@ from typing import Any
 import duckdb
 
 from detectors.core.warehouse import prepare
-from detectors.rules.engine import Rule, compile_chain, load_rules, parse_duration, run_rule
+from detectors.rules.declarative import compile_chain, parse_duration
+from detectors.rules.engine import Rule, load_rules, run_rule
 
 RULE_ID = "sensitive_read_then_egress"
 TASK_SIZE = 10

@@ -142,7 +142,8 @@ def run_pipeline(
     source folders, or the files themselves). Without ``refit_models`` the stored models score,
     as in a daily run."""
     from detectors.analyst.recommend import build_recommendations
-    from detectors.anomaly.models import default_train_until, refit, score_tasks
+    from detectors.anomaly.score import score_tasks
+    from detectors.anomaly.train import default_train_until, refit
     from detectors.core.settings import load_settings
     from detectors.core.warehouse import connect
     from detectors.derive.tables import (

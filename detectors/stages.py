@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from detectors.analyst.recommend import build_recommendations
-from detectors.anomaly.models import score_tasks
+from detectors.anomaly.score import score_tasks
 from detectors.core.settings import Settings
 from detectors.derive.tables import build_derived_tables
 from detectors.findings.exports import (

@@ -124,7 +124,7 @@ class Settings:
     spark_out: str | None = None
     spark_raw: str | None = None
     spark_master: str = "local[2]"
-    # Anomaly models (detectors/anomaly/models.py): peer groups, training window, alert percentile.
+    # Anomaly models (detectors/anomaly/): peer groups, training window, alert percentile.
     anomaly: AnomalyParams = field(default_factory=lambda: AnomalyParams())
 
     @property

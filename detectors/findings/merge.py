@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from detectors.anomaly.models import ANOMALY_RULE_ID
+from detectors.anomaly.common import ANOMALY_RULE_ID
 from detectors.core.settings import AnomalyParams
 from detectors.core.sqlfiles import run_sql
 from detectors.rules.engine import (
@@ -57,7 +57,7 @@ def flag_anomalies(
 ) -> int:
     """Merge tasks scored at or above the alert percentile into `findings`; the number of hits.
 
-    Reads ``task_anomaly_scores`` (run :func:`detectors.anomaly.models.score_tasks` first); finding ids
+    Reads ``task_anomaly_scores`` (run :func:`detectors.anomaly.score.score_tasks` first); finding ids
     are stable (rule + task + day) and triage is kept, as for rules.
     """
     run_sql(con, "anomaly_models")

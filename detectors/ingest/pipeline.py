@@ -39,7 +39,8 @@ PARSE_SQL = {
 }
 _DATE_IN_PATH = re.compile(r"(20\d\d)-?([01]\d)-?([0-3]\d)")
 DOCUMENT_WEIGHT = 8
-_SUFFIXES = (".json", ".jsonl", ".ndjson", ".log", ".csv", ".parquet", ".gz")
+# What a landing folder's log files end with (expand_paths; the Spark ingest too).
+LOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".log", ".csv", ".parquet", ".gz")
 
 
 class IngestError(RuntimeError):
@@ -89,7 +90,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
                 for p in sorted(path.rglob("*"))
                 if (p.is_file() or (p.is_symlink() and not p.exists()))  # broken: reported
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                and p.name.lower().endswith(_SUFFIXES)
+                and p.name.lower().endswith(LOG_SUFFIXES)
             )
         else:
             found.append(path)
@@ -114,7 +115,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _hash_pads(key: str) -> tuple[bytes, bytes]:
+def hash_pads(key: str) -> tuple[bytes, bytes]:
+    """HMAC-SHA256 inner and outer pads of `key` (the cw_hash macro takes them as parameters)."""
     raw = key.encode()
     if len(raw) > 64:
         raw = hashlib.sha256(raw).digest()
@@ -176,7 +178,7 @@ def ingest_paths(
     }
     total, done = sum(sizes.values()), 0
     for file_fmt, all_files in batches.items():
-        for files in _bounded(all_files, weights, settings.ingest_batch_bytes):
+        for files in bounded_batches(all_files, weights, settings.ingest_batch_bytes):
             if progress:
                 progress(f"parsing {len(files)} {file_fmt} file(s)", done, total)
             report.files.extend(_ingest_batch(con, report.run_id, file_fmt, files, settings, link))
@@ -187,7 +189,7 @@ def ingest_paths(
     return report
 
 
-def _bounded(files: list, sizes: dict[Path, int], limit: int) -> Iterator[list]:
+def bounded_batches(files: list, sizes: dict[Path, int], limit: int) -> Iterator[list]:
     """Consecutive groups of files of at most ``limit`` bytes together (a bigger file alone), so
     a batch's intermediate tables stay a bounded size however much is ingested at once. Batches
     are independent, like files landing on different days."""
@@ -213,7 +215,7 @@ def _size(path: Path) -> int:
 
 def prepare_session(con: duckdb.DuckDBPyConnection, settings: Settings, catalog: Catalog) -> None:
     """Macros (with the hashing key), the tool catalog and lookup tables the parse SQL needs."""
-    ipad, opad = _hash_pads(settings.hash_key)
+    ipad, opad = hash_pads(settings.hash_key)
     run_sql(con, "ingest_macros", {"ipad": ipad, "opad": opad})
     register_catalog(con, catalog)
     con.execute(

@@ -20,6 +20,7 @@ import yaml
 
 from detectors.core.faults import crash_point
 from detectors.core.sqlfiles import run_sql
+from detectors.rules.declarative import RuleError, compile_chain, compile_threshold
 
 RULES_DIR = Path(__file__).resolve().parent / "library"
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
@@ -62,26 +63,8 @@ HIT_COLUMNS = (
     "evidence_event_ids",
     "detail",
 )
-# Fields chain and threshold predicates may test, and what a group_by may name.
-PREDICATE_FIELDS = (
-    "action_class",
-    "sensitivity",
-    "system",
-    "tool",
-    "external",
-    "destination",
-    "outcome",
-    "source_format",
-    "classified_by",
-)
-GROUP_FIELDS = {"task": "task_id", "agent": "agent_id", "credential": "credential_id"}
 _PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _RULE_ID = re.compile(r"[a-z][a-z0-9_]*")  # an identifier: ids name files, findings and globs
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
-
-
-class RuleError(ValueError):
-    """A malformed rule; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -104,18 +87,6 @@ class Rule:
         return self.meta["entity"]
 
 
-def parse_duration(value: Any, where: str) -> int:
-    """Seconds from an int or a string like '10m', '2h', '30d'."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    match = _DURATION.match(str(value).strip())
-    if not match:
-        raise RuleError(
-            f"{where}: expected a duration like 300, '10m', '2h' or '30d', got {value!r}"
-        )
-    return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
-
-
 def load_rules(directory: Path = RULES_DIR, overrides: dict[str, dict] | None = None) -> list[Rule]:
     """Every rule unit in ``directory``, validated; ``overrides`` set parameters per rule id."""
     rules = [
@@ -133,12 +104,28 @@ def load_rules(directory: Path = RULES_DIR, overrides: dict[str, dict] | None = 
 
 def load_rule(path: Path, overrides: dict | None = None) -> Rule:
     """Load and validate one rule unit; errors name the file and the field."""
+    meta = _read_meta(path)
+    _check_identity(path, meta)
+    _check_fields(path, meta)
+    params = _rule_params(path, meta, overrides)
+    sql, compiled = _rule_logic(path, meta)
+    params.update(compiled)
+    cases = path.with_name(f"{path.stem}.cases.yaml")
+    return Rule(meta["id"], path, meta, sql, params, cases if cases.exists() else None)
+
+
+def _read_meta(path: Path) -> dict:
     try:
         meta = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise RuleError(f"{path}: cannot read rule: {exc}") from exc
     if not isinstance(meta, dict):
         raise RuleError(f"{path}: a rule file holds a mapping")
+    return meta
+
+
+def _check_identity(path: Path, meta: dict) -> None:
+    """Every required field present, and an id that is an identifier equal to the file name."""
     for name in REQUIRED:
         if name not in meta or meta[name] in (None, "", []):
             raise RuleError(f"{path}: missing required field '{name}'")
@@ -150,6 +137,11 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
         raise RuleError(
             f"{path}: field 'id' must equal the file name ({path.stem!r}), got {meta['id']!r}"
         )
+
+
+def _check_fields(path: Path, meta: dict) -> None:
+    """Closed-vocabulary fields, defaults (analytic type, confidence, risk score), references,
+    false positives and framework mappings."""
     _one_of(path, meta, "kind", KINDS)
     _one_of(path, meta, "severity", SEVERITIES)
     _one_of(path, meta, "status", STATUSES)
@@ -168,6 +160,10 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
     if not isinstance(meta["false_positives"], list):
         raise RuleError(f"{path}: field 'false_positives' must be a list")
     check_frameworks(path, meta["frameworks"])
+
+
+def _rule_params(path: Path, meta: dict, overrides: dict | None) -> dict[str, Any]:
+    """The rule's ``parameters`` with ``overrides`` applied (only to parameters it declares)."""
     params = dict(meta.get("parameters") or {})
     for name, value in (overrides or {}).items():
         if name not in params:
@@ -176,19 +172,20 @@ def load_rule(path: Path, overrides: dict | None = None) -> Rule:
     for name in params:
         if not _PARAM_NAME.match(name):
             raise RuleError(f"{path}: parameter name {name!r} must match [a-z][a-z0-9_]*")
+    return params
+
+
+def _rule_logic(path: Path, meta: dict) -> tuple[str, dict[str, Any]]:
+    """The rule's SQL (its .sql file, or compiled from a chain or threshold) and the parameters
+    the compilation bound."""
     if meta["kind"] == "sql":
         sql_path = path.with_suffix(".sql")
         if not sql_path.exists():
             raise RuleError(f"{path}: kind 'sql' needs {sql_path.name} next to it")
-        sql = sql_path.read_text()
-    elif meta["kind"] == "chain":
-        sql, compiled = compile_chain(meta.get("sequence"), f"{path}: field 'sequence'")
-        params.update(compiled)
-    else:
-        sql, compiled = compile_threshold(meta.get("threshold"), f"{path}: field 'threshold'")
-        params.update(compiled)
-    cases = path.with_name(f"{path.stem}.cases.yaml")
-    return Rule(meta["id"], path, meta, sql, params, cases if cases.exists() else None)
+        return sql_path.read_text(), {}
+    if meta["kind"] == "chain":
+        return compile_chain(meta.get("sequence"), f"{path}: field 'sequence'")
+    return compile_threshold(meta.get("threshold"), f"{path}: field 'threshold'")
 
 
 def _one_of(path: Path, meta: dict, name: str, allowed: tuple[str, ...]) -> None:
@@ -219,173 +216,6 @@ def check_frameworks(path: Path, frameworks: Any) -> None:
         raise RuleError(
             f"{path}: field 'frameworks.maestro' needs 'layer' (one of {list(MAESTRO_LAYERS)}) and 'threat'"
         )
-
-
-# --- declarative rules -----------------------------------------------------------------------
-
-
-class _Params:
-    """Collects bound parameters for compiled SQL: values are never pasted into the text."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def bind(self, value: Any) -> str:
-        name = f"c{len(self.values)}"
-        self.values[name] = value
-        return f"${name}"
-
-
-def _predicate(where: Any, params: _Params, ctx: str) -> str:
-    if where is None:
-        return "true"
-    if not isinstance(where, dict) or not where:
-        raise RuleError(f"{ctx}: a predicate is a mapping of field: condition")
-    parts = []
-    for name, cond in where.items():
-        if name not in PREDICATE_FIELDS:
-            raise RuleError(f"{ctx}: unknown field {name!r}; use one of {list(PREDICATE_FIELDS)}")
-        column = f'"{name}"'
-        if isinstance(cond, list):
-            parts.append(f"list_contains({params.bind(cond)}, {column})")
-        elif isinstance(cond, dict):
-            for op, value in cond.items():
-                if op == "not":
-                    parts.append(f"{column} IS DISTINCT FROM {params.bind(value)}")
-                elif op == "in":
-                    parts.append(f"list_contains({params.bind(list(value))}, {column})")
-                elif op == "not_in":
-                    parts.append(
-                        f"NOT coalesce(list_contains({params.bind(list(value))}, {column}), false)"
-                    )
-                elif op == "glob":
-                    parts.append(f"{column} GLOB {params.bind(str(value))}")
-                elif op == "is_null":
-                    parts.append(f"{column} IS {'' if value else 'NOT '}NULL")
-                else:
-                    raise RuleError(
-                        f"{ctx}: unknown operator {op!r} for {name!r} (not, in, not_in, glob, is_null)"
-                    )
-        else:
-            parts.append(f"{column} = {params.bind(cond)}")
-    return "(" + " AND ".join(f"coalesce({p}, false)" for p in parts) + ")"
-
-
-def compile_chain(spec: Any, ctx: str) -> tuple[str, dict[str, Any]]:
-    """Compile an ordered-steps sequence into one set-based DuckDB query.
-
-    Each step carries the most recent partial match forward with a window function (the latest
-    start is always the best candidate for `within`), so the cost is a few sorted passes over the
-    actions, whatever the number of groups.
-    """
-    if not isinstance(spec, dict):
-        raise RuleError(f"{ctx}: a chain rule needs a 'sequence' mapping")
-    unknown = set(spec) - {"group_by", "within", "steps", "until", "absent"}
-    if unknown:
-        raise RuleError(f"{ctx}: unknown key(s) {sorted(unknown)}")
-    group = GROUP_FIELDS.get(spec.get("group_by", "task"))
-    if group is None:
-        raise RuleError(f"{ctx}.group_by: use one of {list(GROUP_FIELDS)}")
-    steps = spec.get("steps")
-    if not isinstance(steps, list) or len(steps) < 2:
-        raise RuleError(f"{ctx}.steps: a sequence needs at least two steps")
-    params = _Params()
-    within = params.bind(parse_duration(spec.get("within", "1d"), f"{ctx}.within"))
-    step_preds = [
-        _predicate((s or {}).get("where"), params, f"{ctx}.steps[{i}]") for i, s in enumerate(steps)
-    ]
-    until = _predicate(spec["until"], params, f"{ctx}.until") if spec.get("until") else "false"
-    absent = spec.get("absent")
-    absent_pred = _predicate(absent.get("where"), params, f"{ctx}.absent") if absent else "false"
-    absent_within = (
-        params.bind(parse_duration(absent.get("within", "1h"), f"{ctx}.absent.within"))
-        if absent
-        else None
-    )
-    flags = ", ".join(f"{p} AS s{i}" for i, p in enumerate(step_preds))
-    any_flag = " OR ".join([*step_preds, until, absent_pred])
-    window = (
-        "PARTITION BY grp ORDER BY ts, event_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
-    )
-    ctes = [
-        f"""base AS (
-    SELECT event_id, ts, {group} AS grp, agent_id, task_id, credential_id, {flags},
-        {until} AS u, {absent_pred} AS a
-    FROM agent_actions WHERE {group} IS NOT NULL AND ({any_flag}))""",
-        """m0 AS (SELECT *, CASE WHEN s0 THEN struct_pack(start := ts, last := ts, ids := [event_id]) END AS m0 FROM base)""",
-    ]
-    for k in range(1, len(steps)):
-        ctes.append(f"""m{k} AS (
-    SELECT * EXCLUDE (p, last_until),
-        CASE WHEN s{k} AND p IS NOT NULL AND date_diff('second', p.start, ts) <= {within}
-                  AND (last_until IS NULL OR last_until <= p.last)
-             THEN struct_pack(start := p.start, last := ts, ids := list_append(p.ids, event_id)) END AS m{k}
-    FROM (SELECT *, last_value(m{k - 1} IGNORE NULLS) OVER w AS p,
-                 max(CASE WHEN u THEN ts END) OVER w AS last_until
-          FROM m{k - 1} WINDOW w AS ({window})))""")
-    last = len(steps) - 1
-    absent_filter = ""
-    if absent:
-        ctes.append(f"""checked AS (
-    SELECT *, min(CASE WHEN a THEN ts END) OVER (PARTITION BY grp ORDER BY ts, event_id
-        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_absent
-    FROM m{last})""")
-        source = "checked"
-        absent_filter = (
-            f" AND (next_absent IS NULL OR date_diff('second', ts, next_absent) > {absent_within})"
-        )
-    else:
-        source = f"m{last}"
-    sql = (
-        "WITH "
-        + ",\n".join(ctes)
-        + f"""
-SELECT grp AS entity_id,
-    mode(agent_id) AS agent_id, mode(task_id) AS task_id, mode(credential_id) AS credential_id,
-    min(m{last}.start) AS first_seen, max(ts) AS last_seen,
-    arg_min(m{last}.ids, m{last}.start) AS evidence_event_ids,
-    count(*) || ' matching sequence(s); first: ' || array_to_string(arg_min(m{last}.ids, m{last}.start), ' > ') AS detail
-FROM {source}
-WHERE m{last} IS NOT NULL{absent_filter}
-GROUP BY grp, CAST(m{last}.start AS DATE)"""
-    )
-    return sql, params.values
-
-
-def compile_threshold(spec: Any, ctx: str) -> tuple[str, dict[str, Any]]:
-    """Compile 'at least N distinct <field> among matching actions per group' into SQL."""
-    if not isinstance(spec, dict):
-        raise RuleError(f"{ctx}: a threshold rule needs a 'threshold' mapping")
-    unknown = set(spec) - {"group_by", "where", "distinct", "at_least"}
-    if unknown:
-        raise RuleError(f"{ctx}: unknown key(s) {sorted(unknown)}")
-    group = GROUP_FIELDS.get(spec.get("group_by", "task"))
-    if group is None:
-        raise RuleError(f"{ctx}.group_by: use one of {list(GROUP_FIELDS)}")
-    distinct = spec.get("distinct")
-    if distinct not in PREDICATE_FIELDS:
-        raise RuleError(f"{ctx}.distinct: use one of {list(PREDICATE_FIELDS)}")
-    at_least = spec.get("at_least")
-    if not isinstance(at_least, int) or at_least < 1:
-        raise RuleError(f"{ctx}.at_least: a positive integer")
-    params = _Params()
-    where = _predicate(spec.get("where"), params, f"{ctx}.where")
-    bound = params.bind(at_least)
-    sql = f"""WITH hits AS (
-    SELECT {group} AS grp, "{distinct}" AS value, event_id, ts, agent_id, task_id, credential_id
-    FROM agent_actions WHERE {group} IS NOT NULL AND "{distinct}" IS NOT NULL AND {where}
-), firsts AS (
-    SELECT grp, value, arg_min(event_id, (ts, event_id)) AS event_id, min(ts) AS ts FROM hits GROUP BY grp, value
-), evidence AS (
-    SELECT grp, list(event_id ORDER BY ts, event_id) AS ids FROM firsts GROUP BY grp
-)
-SELECT h.grp AS entity_id, mode(h.agent_id) AS agent_id, mode(h.task_id) AS task_id,
-    mode(h.credential_id) AS credential_id, min(h.ts) AS first_seen, max(h.ts) AS last_seen,
-    any_value(e.ids) AS evidence_event_ids,
-    count(DISTINCT h.value) || ' distinct {distinct} values: '
-        || array_to_string(list_sort(list(DISTINCT h.value)), ', ') AS detail
-FROM hits h JOIN evidence e USING (grp) GROUP BY h.grp HAVING count(DISTINCT h.value) >= {bound}"""
-    return sql, params.values
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -484,6 +314,20 @@ def detect(
     return counts
 
 
+# The temp table ``rule_meta`` that sql/merge_findings.sql joins, one row per RuleMeta (in its
+# field order; frameworks as JSON text). Declared once: the Spark engine builds its schema from it.
+RULE_META_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rule_id", "VARCHAR"),
+    ("title", "VARCHAR"),
+    ("severity", "VARCHAR"),
+    ("risk_score", "INTEGER"),
+    ("confidence", "VARCHAR"),
+    ("analytic_type", "VARCHAR"),
+    ("entity_type", "VARCHAR"),
+    ("frameworks", "JSON"),
+)
+
+
 @dataclass(frozen=True)
 class RuleMeta:
     """What `findings` takes from a detector's metadata; a hit may override severity, risk score
@@ -535,11 +379,13 @@ def merge_hits(
     today = today or now.date()
     active = [s for s in suppressions if s.expires is None or s.expires >= today]
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE rule_meta (rule_id VARCHAR, title VARCHAR, severity VARCHAR, risk_score INTEGER, confidence VARCHAR, analytic_type VARCHAR, entity_type VARCHAR, frameworks JSON)"
+        "CREATE OR REPLACE TEMP TABLE rule_meta ("
+        + ", ".join(f"{c} {t}" for c, t in RULE_META_COLUMNS)
+        + ")"
     )
     if meta:
         con.executemany(
-            "INSERT INTO rule_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO rule_meta VALUES ({', '.join('?' * len(RULE_META_COLUMNS))})",
             [
                 (
                     m.rule_id,

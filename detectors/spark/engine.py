@@ -27,6 +27,7 @@ from detectors.core.sqlfiles import SQL_DIR
 from detectors.derive.tables import DERIVED_TABLES
 from detectors.rules.engine import (
     HIT_COLUMNS,
+    RULE_META_COLUMNS,
     Rule,
     RuleMeta,
     bound_params,
@@ -37,6 +38,7 @@ from detectors.spark.lake import LAKE_TABLES, LakeError
 from detectors.spark.translate import (
     TranslationError,
     iter_statements,
+    spark_schema,
     to_spark,
     translate_statements,
 )
@@ -219,6 +221,7 @@ def run_rules(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
 
 
 def _rule_meta(spark: SparkSession, meta: Iterable[RuleMeta]) -> DataFrame:
+    """``rule_meta`` for Spark: the DuckDB engine's columns (RULE_META_COLUMNS), Spark types."""
     rows = [
         (
             m.rule_id,
@@ -232,11 +235,7 @@ def _rule_meta(spark: SparkSession, meta: Iterable[RuleMeta]) -> DataFrame:
         )
         for m in meta
     ]
-    return spark.createDataFrame(
-        rows,
-        "rule_id STRING, title STRING, severity STRING, risk_score INT, confidence STRING, "
-        "analytic_type STRING, entity_type STRING, frameworks STRING",
-    )
+    return spark.createDataFrame(rows, spark_schema(RULE_META_COLUMNS))
 
 
 _OVERRIDES = (

@@ -29,9 +29,9 @@ from detectors.core.warehouse import CANONICAL_TABLES, apply_session_settings
 from detectors.ingest.catalog import Catalog, load_catalog
 from detectors.ingest.formats import UnknownFormatError, detect_format
 from detectors.ingest.pipeline import (
-    _SUFFIXES,
     DOCUMENT_WEIGHT,
-    _bounded,
+    LOG_SUFFIXES,
+    bounded_batches,
     drop_batch_tables,
     parse_batch,
     partition_day_of,
@@ -154,7 +154,7 @@ def parse_lake_files(
         con = _session(settings, catalog, str(Path(scratch) / "duckdb-spill"))
         try:
             for fmt, group in by_format.items():
-                for chunk in _bounded(group, weights, settings.ingest_batch_bytes):
+                for chunk in bounded_batches(group, weights, settings.ingest_batch_bytes):
                     _params, failed = parse_batch(
                         con,
                         fmt,
@@ -233,7 +233,7 @@ def ingest_to_lake(
         raise LakeError(f"landing folder {raw} does not exist")
     report = ingest_on_spark(spark, raw, settings, load_catalog(settings.catalog_path))
     if not report.files:
-        raise LakeError(f"{raw} holds no landing files ({', '.join(_SUFFIXES)})")
+        raise LakeError(f"{raw} holds no landing files ({', '.join(LOG_SUFFIXES)})")
     report.outputs = write_canonical(spark, str(lake))
     return report
 
@@ -292,7 +292,7 @@ def _suffix_filter(path):
 
     lowered = F.lower(path)
     condition = F.lit(False)
-    for suffix in _SUFFIXES:
+    for suffix in LOG_SUFFIXES:
         condition = condition | lowered.endswith(suffix)
     return condition
 

@@ -4,7 +4,7 @@ Models are trained by the DuckDB engine's code: on the warehouse (``chainwatch r
 :func:`detectors.spark.lake.export_models`), or by :func:`refit_on_spark` on a sample of the lake's
 training window that Spark selects and hands to an in-memory DuckDB on the driver.
 Spark broadcasts them and scores every task in ``mapInArrow`` with
-:func:`detectors.anomaly.models.score_group`, the function the DuckDB engine calls; the sequence signal
+:func:`detectors.anomaly.score.score_group`, the function the DuckDB engine calls; the sequence signal
 comes from ``sql/sequence_rarity.sql`` and the anomaly hits from ``sql/anomaly_hits.sql``, both
 translated.
 """
@@ -17,14 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from detectors.anomaly.models import (
-    ANOMALY_RULE_ID,
-    MODEL_COLUMNS,
-    RefitReport,
-    refit,
-    score_group,
-    train_until_after,
-)
+from detectors.anomaly.common import ANOMALY_RULE_ID
+from detectors.anomaly.score import MODEL_COLUMNS, score_group
+from detectors.anomaly.train import RefitReport, refit, train_until_after
 from detectors.core.settings import AnomalyParams
 from detectors.spark.lake import MODEL_TABLES, LakeError, export_models
 from detectors.spark.translate import translate_statements

@@ -9,7 +9,7 @@ Anything sqlglot cannot express in Spark raises :class:`TranslationError` naming
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -34,6 +34,19 @@ class Statement:
     table: str | None
     sql: str
     by_name: bool = False  # an insert whose columns match the table's by name, not position
+
+
+# DuckDB column types -> Spark's, for schemas declared once in DuckDB terms (JSON is text on Spark).
+SPARK_TYPES = {"VARCHAR": "STRING", "INTEGER": "INT", "JSON": "STRING"}
+
+
+def spark_schema(columns: Iterable[tuple[str, str]]) -> str:
+    """A Spark DDL schema (``"a STRING, b INT"``) from (name, DuckDB type) pairs."""
+    columns = tuple(columns)
+    unknown = sorted({t for _, t in columns if t not in SPARK_TYPES})
+    if unknown:
+        raise TranslationError(f"no Spark type for DuckDB type(s) {unknown}")
+    return ", ".join(f"{name} {SPARK_TYPES[t]}" for name, t in columns)
 
 
 def to_spark(sql: str, params: dict[str, Any] | None = None, *, source: str = "SQL") -> str:
@@ -254,105 +267,163 @@ def _micros(value: exp.Expression) -> exp.Expression:
 
 
 def _rewrite_node(node: exp.Expression, source: str) -> exp.Expression:
-    if isinstance(node, exp.Glob):
-        pattern = node.expression
-        if isinstance(pattern, exp.Literal) and pattern.is_string:
-            regex = exp.Literal.string(_glob_regex(pattern.name))
-        else:
-            regex = _glob_regex_expression(pattern)
-        return exp.RegexpLike(this=node.this, expression=regex)
-    if isinstance(node, exp.RegexpFullMatch):
-        pattern = node.expression
-        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
-            raise TranslationError(f"{source}: regexp_full_match needs a literal pattern on Spark")
-        anchored = exp.Literal.string(f"^(?:{pattern.name})$")
-        return exp.RegexpLike(this=node.this, expression=anchored)
-    if isinstance(node, exp.DayOfWeekIso):
-        # ISO weekday, Monday = 1; Spark's weekday() counts from Monday = 0.
-        return exp.paren(
-            exp.Add(this=exp.func("weekday", node.this), expression=exp.Literal.number(1))
-        )
-    if isinstance(node, exp.TimeToUnix):
-        # DuckDB's epoch() keeps the fraction of a second; Spark's unix_timestamp() drops it.
-        return exp.paren(
-            # DOUBLE like DuckDB's epoch(); a 1000000.0 literal would make Spark compute in DECIMAL.
-            exp.Div(
-                this=_micros(node.this), expression=exp.cast(exp.Literal.number(1000000), "DOUBLE")
-            )
-        )
-    if (
-        isinstance(node, exp.DateDiff)
-        and node.unit
-        and node.unit.name.lower() in ("second", "seconds")
-    ):
-        # DuckDB counts second boundaries crossed: the difference of the whole-second epochs.
-        return exp.paren(
-            exp.Sub(
-                this=exp.func("unix_seconds", exp.cast(node.this, "TIMESTAMP")),
-                expression=exp.func("unix_seconds", exp.cast(node.expression, "TIMESTAMP")),
-            )
-        )
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "strlen":
-        return exp.func("octet_length", *node.expressions)
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "to_seconds":
-        zero = exp.Literal.number(0)
-        return exp.func("make_dt_interval", zero, zero.copy(), zero.copy(), *node.expressions)
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "list_position":
-        # DuckDB: NULL when absent; Spark's array_position: 0.
-        return exp.func(
-            "nullif", exp.func("array_position", *node.expressions), exp.Literal.number(0)
-        )
-    if (
-        isinstance(node, exp.Bracket)
-        and len(node.expressions) == 1
-        and isinstance(node.expressions[0], exp.Slice)
-    ):
-        # list[a:b] (1-based, both ends included) as slice(list, a, b - a + 1).
-        start, end = node.expressions[0].this, node.expressions[0].expression
-        if start is None or end is None:
-            raise TranslationError(f"{source}: open-ended list slices are not translated")
-        length = exp.Add(
-            this=exp.paren(exp.Sub(this=exp.paren(end.copy()), expression=exp.paren(start.copy()))),
-            expression=exp.Literal.number(1),
-        )
-        return exp.func("slice", node.this, start.copy(), length)
-    if (
-        isinstance(node, exp.Array)
-        and len(node.expressions) == 1
-        and isinstance(node.expressions[0], exp.Comprehension)
-    ):
-        # [f(x) FOR x IN list IF p(x)] as transform(filter(list, x -> p(x)), x -> f(x)).
-        comp = node.expressions[0]
-        var = comp.expression
-        items = comp.args["iterator"]
-        if comp.args.get("condition") is not None:
-            keep = exp.Lambda(this=comp.args["condition"], expressions=[var.copy()])
-            items = exp.func("filter", items, keep)
-        return exp.func("transform", items, exp.Lambda(this=comp.this, expressions=[var.copy()]))
-    if isinstance(node, exp.ArrayFilter | exp.Transform) and isinstance(
-        node.expression, exp.Lambda
-    ):
-        _one_based_lambda_index(node.expression)
-        return node
-    if isinstance(node, exp.Anonymous) and node.name.lower() in ("list_bool_or", "list_bool_and"):
-        quantifier = "exists" if node.name.lower() == "list_bool_or" else "forall"
-        lam = exp.Lambda(this=exp.column("b"), expressions=[exp.to_identifier("b")])
-        return exp.func(quantifier, *node.expressions, lam)
-    if isinstance(node, exp.Filter) and isinstance(node.this, exp.ArrayAgg | exp.GroupConcat):
-        condition = node.expression.this
-        if _is_ordered_aggregate(node.this):
-            # agg(x ORDER BY k) FILTER (WHERE c): the filter moves inside, onto collect_list.
-            listed = _ordered_aggregate(node.this, source, condition)
-        else:
-            listed = node.copy()  # a copy: the node itself is about to be replaced
-        # No row passing the filter: DuckDB gives NULL, Spark an empty list.
-        passed = exp.GT(
-            this=exp.func("count_if", condition.copy()), expression=exp.Literal.number(0)
-        )
-        return exp.If(this=passed, true=listed, false=exp.Null())
-    if _is_ordered_aggregate(node) and not isinstance(node.parent, exp.Filter):
-        return _ordered_aggregate(node, source, None)
+    """``node`` as Spark needs it: the first rewrite of :data:`_REWRITES` that applies (one that
+    returns something other than None), else ``node`` itself."""
+    for types, rewrite in _REWRITES:
+        if isinstance(node, types) and (new := rewrite(node, source)) is not None:
+            return new
     return node
+
+
+def _glob(node: exp.Glob, source: str) -> exp.Expression:
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal) and pattern.is_string:
+        regex = exp.Literal.string(_glob_regex(pattern.name))
+    else:
+        regex = _glob_regex_expression(pattern)
+    return exp.RegexpLike(this=node.this, expression=regex)
+
+
+def _regexp_full_match(node: exp.RegexpFullMatch, source: str) -> exp.Expression:
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        raise TranslationError(f"{source}: regexp_full_match needs a literal pattern on Spark")
+    anchored = exp.Literal.string(f"^(?:{pattern.name})$")
+    return exp.RegexpLike(this=node.this, expression=anchored)
+
+
+def _iso_weekday(node: exp.DayOfWeekIso, source: str) -> exp.Expression:
+    # ISO weekday, Monday = 1; Spark's weekday() counts from Monday = 0.
+    return exp.paren(exp.Add(this=exp.func("weekday", node.this), expression=exp.Literal.number(1)))
+
+
+def _epoch(node: exp.TimeToUnix, source: str) -> exp.Expression:
+    # DuckDB's epoch() keeps the fraction of a second; Spark's unix_timestamp() drops it.
+    return exp.paren(
+        # DOUBLE like DuckDB's epoch(); a 1000000.0 literal would make Spark compute in DECIMAL.
+        exp.Div(this=_micros(node.this), expression=exp.cast(exp.Literal.number(1000000), "DOUBLE"))
+    )
+
+
+def _seconds_diff(node: exp.DateDiff, source: str) -> exp.Expression | None:
+    if not (node.unit and node.unit.name.lower() in ("second", "seconds")):
+        return None
+    # DuckDB counts second boundaries crossed: the difference of the whole-second epochs.
+    return exp.paren(
+        exp.Sub(
+            this=exp.func("unix_seconds", exp.cast(node.this, "TIMESTAMP")),
+            expression=exp.func("unix_seconds", exp.cast(node.expression, "TIMESTAMP")),
+        )
+    )
+
+
+def _strlen(node: exp.Anonymous) -> exp.Expression:
+    return exp.func("octet_length", *node.expressions)
+
+
+def _to_seconds(node: exp.Anonymous) -> exp.Expression:
+    zero = exp.Literal.number(0)
+    return exp.func("make_dt_interval", zero, zero.copy(), zero.copy(), *node.expressions)
+
+
+def _list_position(node: exp.Anonymous) -> exp.Expression:
+    # DuckDB: NULL when absent; Spark's array_position: 0.
+    return exp.func("nullif", exp.func("array_position", *node.expressions), exp.Literal.number(0))
+
+
+def _list_bool(node: exp.Anonymous) -> exp.Expression:
+    quantifier = "exists" if node.name.lower() == "list_bool_or" else "forall"
+    lam = exp.Lambda(this=exp.column("b"), expressions=[exp.to_identifier("b")])
+    return exp.func(quantifier, *node.expressions, lam)
+
+
+# DuckDB functions sqlglot passes through by name (lower case) -> their Spark form.
+_ANONYMOUS: dict[str, Callable[[exp.Anonymous], exp.Expression]] = {
+    "strlen": _strlen,
+    "to_seconds": _to_seconds,
+    "list_position": _list_position,
+    "list_bool_or": _list_bool,
+    "list_bool_and": _list_bool,
+}
+
+
+def _anonymous(node: exp.Anonymous, source: str) -> exp.Expression | None:
+    rewrite = _ANONYMOUS.get(node.name.lower())
+    return rewrite(node) if rewrite else None
+
+
+def _list_slice(node: exp.Bracket, source: str) -> exp.Expression | None:
+    if not (len(node.expressions) == 1 and isinstance(node.expressions[0], exp.Slice)):
+        return None
+    # list[a:b] (1-based, both ends included) as slice(list, a, b - a + 1).
+    start, end = node.expressions[0].this, node.expressions[0].expression
+    if start is None or end is None:
+        raise TranslationError(f"{source}: open-ended list slices are not translated")
+    length = exp.Add(
+        this=exp.paren(exp.Sub(this=exp.paren(end.copy()), expression=exp.paren(start.copy()))),
+        expression=exp.Literal.number(1),
+    )
+    return exp.func("slice", node.this, start.copy(), length)
+
+
+def _comprehension(node: exp.Array, source: str) -> exp.Expression | None:
+    if not (len(node.expressions) == 1 and isinstance(node.expressions[0], exp.Comprehension)):
+        return None
+    # [f(x) FOR x IN list IF p(x)] as transform(filter(list, x -> p(x)), x -> f(x)).
+    comp = node.expressions[0]
+    var = comp.expression
+    items = comp.args["iterator"]
+    if comp.args.get("condition") is not None:
+        keep = exp.Lambda(this=comp.args["condition"], expressions=[var.copy()])
+        items = exp.func("filter", items, keep)
+    return exp.func("transform", items, exp.Lambda(this=comp.this, expressions=[var.copy()]))
+
+
+def _indexed_lambda(node: exp.ArrayFilter | exp.Transform, source: str) -> exp.Expression | None:
+    if not isinstance(node.expression, exp.Lambda):
+        return None
+    _one_based_lambda_index(node.expression)
+    return node
+
+
+def _filtered_list(node: exp.Filter, source: str) -> exp.Expression | None:
+    if not isinstance(node.this, exp.ArrayAgg | exp.GroupConcat):
+        return None
+    condition = node.expression.this
+    if _is_ordered_aggregate(node.this):
+        # agg(x ORDER BY k) FILTER (WHERE c): the filter moves inside, onto collect_list.
+        listed = _ordered_aggregate(node.this, source, condition)
+    else:
+        listed = node.copy()  # a copy: the node itself is about to be replaced
+    # No row passing the filter: DuckDB gives NULL, Spark an empty list.
+    passed = exp.GT(this=exp.func("count_if", condition.copy()), expression=exp.Literal.number(0))
+    return exp.If(this=passed, true=listed, false=exp.Null())
+
+
+def _unfiltered_ordered_agg(
+    node: exp.ArrayAgg | exp.GroupConcat, source: str
+) -> exp.Expression | None:
+    if not _is_ordered_aggregate(node) or isinstance(node.parent, exp.Filter):
+        return None
+    return _ordered_aggregate(node, source, None)
+
+
+# Node types -> rewrite, tried in order; a rewrite returns None when the node is not its case.
+_REWRITES: tuple[
+    tuple[type | tuple[type, ...], Callable[[Any, str], exp.Expression | None]], ...
+] = (
+    (exp.Glob, _glob),
+    (exp.RegexpFullMatch, _regexp_full_match),
+    (exp.DayOfWeekIso, _iso_weekday),
+    (exp.TimeToUnix, _epoch),
+    (exp.DateDiff, _seconds_diff),
+    (exp.Anonymous, _anonymous),
+    (exp.Bracket, _list_slice),
+    (exp.Array, _comprehension),
+    ((exp.ArrayFilter, exp.Transform), _indexed_lambda),
+    (exp.Filter, _filtered_list),
+    ((exp.ArrayAgg, exp.GroupConcat), _unfiltered_ordered_agg),
+)
 
 
 def _one_based_lambda_index(lam: exp.Lambda) -> None:

@@ -11,8 +11,9 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from detectors import stages
-from detectors.anomaly.models import default_train_until, refit
+from detectors.anomaly.train import default_train_until, refit
 from detectors.core.settings import Settings
+from detectors.core.warehouse import scalar
 from pipelines.detect.assets import chain_rules, credential_rules, task_features, task_sequences
 from pipelines.partitions import DAILY, SINGLE_RUN
 from pipelines.resources import ChainwatchConfig, warehouse
@@ -92,7 +93,8 @@ def task_anomaly_scores(
     since, until = ctx.since, ctx.until
     with warehouse(duckdb) as con:
         scored = stages.run_stages(con, ctx, ("score",)).anomaly_scored
-        problems = con.execute(
+        problems = scalar(
+            con,
             """SELECT count(*) - count(DISTINCT task_id)
                     + coalesce(count_if(NOT (isfinite(fused_score) AND isfinite(iforest_score)
                                              AND isfinite(baseline_score))), 0)
@@ -100,7 +102,7 @@ def task_anomaly_scores(
                                         OR iforest_percentile NOT BETWEEN 0 AND 100), 0)
                FROM task_anomaly_scores WHERE started_at >= $since AND started_at < $until""",
             {"since": since, "until": until},
-        ).fetchone()[0]
+        )
     if not scored:
         context.log.info("no task scored: no model yet (cold start) or no task in the partitions")
     yield MaterializeResult(metadata={"scored": scored})

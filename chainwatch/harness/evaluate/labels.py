@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from detectors.core.sqlfiles import run_sql
-from detectors.ingest.pipeline import _hash_pads
+from detectors.ingest.pipeline import hash_pads
 
 # Scenarios whose entity is a credential: matched on credential_id when the label names one.
 CREDENTIAL_SCENARIOS: frozenset[str] = frozenset(
@@ -45,7 +45,7 @@ def credential_ids(
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
-    ipad, opad = _hash_pads(hash_key)
+    ipad, opad = hash_pads(hash_key)
     with duckdb.connect() as con:
         run_sql(con, "ingest_macros", {"ipad": ipad, "opad": opad})
         rows = con.execute(_HASH_SQL, [[{"ns": ns, "v": v} for ns, v in wanted]]).fetchall()

@@ -65,11 +65,8 @@ def load_catalog(path: str | Path) -> Catalog:
     return Catalog(entries, tuple(d.lower().lstrip(".") for d in domains))
 
 
-def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
-    where = f"{path}: tools[{index}]"
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{where}: an entry is a mapping")
-    unknown = set(raw) - {
+_ENTRY_FIELDS = frozenset(
+    {
         "tool",
         "when_system",
         "system",
@@ -79,31 +76,48 @@ def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
         "destination_args",
         "note",
     }
+)
+
+
+def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
+    where = f"{path}: tools[{index}]"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: an entry is a mapping")
+    unknown = set(raw) - _ENTRY_FIELDS
     if unknown:
         raise CatalogError(f"{where}: unknown field(s) {sorted(unknown)}")
     tool = raw.get("tool")
     if not isinstance(tool, str) or not tool:
         raise CatalogError(f"{where}: field 'tool' must be a non-empty string")
-    when_system = raw.get("when_system")
-    if when_system is not None and (not isinstance(when_system, str) or not when_system):
-        raise CatalogError(f"{where}: field 'when_system' must be a non-empty string (a glob)")
-    system = raw.get("system")
-    if system is not None and (not isinstance(system, str) or not system):
-        raise CatalogError(f"{where}: field 'system' must be a non-empty string")
-    action = raw.get("action")
-    if action is not None and action not in ACTION_CLASSES:
-        raise CatalogError(
-            f"{where}: field 'action' must be one of {list(ACTION_CLASSES)}, got {action!r}"
-        )
-    sensitivity = raw.get("sensitivity")
-    if sensitivity is not None and sensitivity not in SENSITIVITIES:
-        raise CatalogError(
-            f"{where}: field 'sensitivity' must be one of {list(SENSITIVITIES)}, got {sensitivity!r}"
-        )
+    when_system = _optional_text(raw, "when_system", where, " (a glob)")
+    system = _optional_text(raw, "system", where)
+    action = _optional_choice(raw, "action", ACTION_CLASSES, where)
+    sensitivity = _optional_choice(raw, "sensitivity", SENSITIVITIES, where)
     external = raw.get("external")
     if external is not None and not isinstance(external, bool):
         raise CatalogError(f"{where}: field 'external' must be true or false")
-    args = raw.get("destination_args", [])
+    args = _destination_args(raw.get("destination_args", []), where)
+    return CatalogEntry(
+        index, tool, when_system, system, action, sensitivity, external, tuple(args)
+    )
+
+
+def _optional_text(raw: dict, name: str, where: str, what: str = "") -> str | None:
+    value = raw.get(name)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise CatalogError(f"{where}: field '{name}' must be a non-empty string{what}")
+    return value
+
+
+def _optional_choice(raw: dict, name: str, allowed: tuple[str, ...], where: str) -> str | None:
+    value = raw.get(name)
+    if value is not None and value not in allowed:
+        raise CatalogError(f"{where}: field '{name}' must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def _destination_args(args: object, where: str) -> list[str]:
+    """``destination_args``: one argument name or a list of them."""
     if isinstance(args, str):
         args = [args]
     if not isinstance(args, list) or not all(
@@ -112,9 +126,7 @@ def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
         raise CatalogError(
             f"{where}: field 'destination_args' must be a list of argument names ([A-Za-z0-9_.-])"
         )
-    return CatalogEntry(
-        index, tool, when_system, system, action, sensitivity, external, tuple(args)
-    )
+    return args
 
 
 def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:

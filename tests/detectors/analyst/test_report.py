@@ -16,7 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from detectors.analyst.report import ReportSummary, _axis_max, _fmt, _nice_step, write_report
+from detectors.analyst.report import ReportSummary, write_report
+from detectors.analyst.report_html import axis_max, fmt, nice_step
 from detectors.core.warehouse import connect
 from detectors.findings.snapshot import publish_analyst_db
 from pipelines.run import run_landing
@@ -90,8 +91,8 @@ def _number(text: str) -> float:
 def sample_report(tmp_path_factory) -> Report:
     """The report of the published database of one real run over data/samples."""
     root = tmp_path_factory.mktemp("report_sample")
-    for fmt in ("otlp", "vault", "cloudtrail", "native"):
-        shutil.copytree(SAMPLES / fmt, root / "landing" / fmt)
+    for source in ("otlp", "vault", "cloudtrail", "native"):
+        shutil.copytree(SAMPLES / source, root / "landing" / source)
     outcome = run_landing(root / "landing", root / "wh.duckdb", refit="auto")
     assert outcome.success, outcome
     db = root / "chainwatch_published.duckdb"
@@ -441,14 +442,14 @@ def test_report_replaces_the_output_file(empty_report: Report, tmp_path: Path):
     ("value", "step"), [(0, 1), (0.3, 0.5), (1, 1), (1.5, 2), (3, 5), (7, 10), (15, 20), (250, 500)]
 )
 def test_nice_step(value, step):
-    assert _nice_step(value) == pytest.approx(step)
+    assert nice_step(value) == pytest.approx(step)
 
 
 @pytest.mark.parametrize(
     ("value", "axis"), [(0, (1, 1)), (4, (4, 1)), (25, (30, 10)), (60, (60, 20)), (101, (150, 50))]
 )
 def test_axis_max(value, axis):
-    assert _axis_max(value) == pytest.approx(axis)
+    assert axis_max(value) == pytest.approx(axis)
 
 
 @pytest.mark.parametrize(
@@ -465,7 +466,7 @@ def test_axis_max(value, axis):
     ],
 )
 def test_fmt(value, shown):
-    assert _fmt(value) == shown
+    assert fmt(value) == shown
 
 
 def test_findings_charts_cover_the_last_days(tmp_path: Path):

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from detectors.core.warehouse import connect
-from detectors.ingest.pipeline import expand_paths, file_day, ingest_paths, partition_day_of
+from detectors.ingest.pipeline import (
+    bounded_batches,
+    expand_paths,
+    file_day,
+    ingest_paths,
+    partition_day_of,
+)
 from detectors.ingest.quality import conservation_violations, schema_drift
 from tests.conftest import Ingester, counts, write_lines
 
@@ -250,6 +256,22 @@ def test_a_warehouse_from_before_bytes_out_is_upgraded_when_opened(settings, tmp
         assert conservation_violations(con) == []
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(
+    ("sizes", "limit", "groups"),
+    [
+        ([3, 2], 5, [["f0", "f1"]]),  # exactly the limit: one batch
+        ([3, 3], 5, [["f0"], ["f1"]]),  # one byte over: a new batch
+        ([9, 1, 1], 5, [["f0"], ["f1", "f2"]]),  # a file over the limit goes alone
+        ([], 5, []),
+    ],
+)
+def test_bounded_batches_keep_to_the_byte_limit(sizes, limit, groups):
+    files = [(Path(f"f{i}"), "fmt") for i in range(len(sizes))]
+    weights = {Path(f"f{i}"): n for i, n in enumerate(sizes)}
+    batches = list(bounded_batches(files, weights, limit))
+    assert [[str(f[0]) for f in batch] for batch in batches] == groups
 
 
 def test_bounded_batches_load_the_same_as_one_batch(tmp_path: Path):

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from detectors.derive.tables import build_derived_tables
+from detectors.rules.declarative import compile_chain
 from detectors.rules.engine import (
     HIT_COLUMNS,
     RULES_DIR,
@@ -79,6 +80,14 @@ def test_rule_ids_are_unique_and_equal_file_names():
         ),
         ({"sequence": {"within": "soon", "steps": [{}, {}]}}, "expected a duration"),
         ({"risk_score": 101}, "risk_score"),
+        ({"id": "Sensitive-Read"}, "field 'id' must be an identifier"),
+        ({"references": "https://example.org"}, "field 'references' must be a list of strings"),
+        ({"parameters": {"Window": 1}}, "parameter name 'Window' must match"),
+        ({"kind": "sql"}, "kind 'sql' needs sensitive_read_then_egress.sql next to it"),
+        (
+            {"sequence": {"steps": [{"where": {"tool": {"like": "x"}}}, {"where": {"tool": "x"}}]}},
+            "unknown operator 'like' for 'tool'",
+        ),
     ],
 )
 def test_a_malformed_rule_names_the_file_and_field(tmp_path: Path, change: dict, message: str):
@@ -89,6 +98,49 @@ def test_a_malformed_rule_names_the_file_and_field(tmp_path: Path, change: dict,
     with pytest.raises(RuleError) as exc:
         load_rule(path)
     assert str(path) in str(exc.value) and message in str(exc.value)
+
+
+def test_an_override_of_an_undeclared_parameter_is_refused(tmp_path: Path):
+    path = tmp_path / "sensitive_read_then_egress.yaml"
+    path.write_text((RULES_DIR / "sensitive_read_then_egress.yaml").read_text())
+    with pytest.raises(RuleError, match="override for unknown parameter 'nope'"):
+        load_rule(path, {"nope": 1})
+
+
+def test_each_predicate_operator_compiles_to_its_bound_condition():
+    sql, params = compile_chain(
+        {
+            "steps": [
+                {
+                    "where": {
+                        "tool": {
+                            "not": "a",
+                            "in": ["b"],
+                            "not_in": ["c"],
+                            "glob": "d*",
+                            "is_null": False,
+                        }
+                    }
+                },
+                {"where": {"system": ["s"], "outcome": "ok", "destination": {"is_null": True}}},
+            ]
+        },
+        "ctx",
+    )
+    step0 = (
+        'coalesce("tool" IS DISTINCT FROM $c1, false) AND coalesce(list_contains($c2, "tool"), '
+        'false) AND coalesce(NOT coalesce(list_contains($c3, "tool"), false), false) AND '
+        'coalesce("tool" GLOB $c4, false) AND coalesce("tool" IS NOT NULL, false)'
+    )
+    step1 = (
+        'coalesce(list_contains($c5, "system"), false) AND coalesce("outcome" = $c6, false) AND '
+        'coalesce("destination" IS NULL, false)'
+    )
+    assert f"({step0}) AS s0" in sql and f"({step1}) AS s1" in sql
+    assert params == {"c0": 86400, "c1": "a", "c2": ["b"], "c3": ["c"], "c4": "d*"} | {
+        "c5": ["s"],
+        "c6": "ok",
+    }
 
 
 def test_predicate_values_are_bound_not_pasted(tmp_path: Path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from detectors.anomaly.models import ANOMALY_RULE_ID
+from detectors.anomaly.common import ANOMALY_RULE_ID
 from detectors.derive.tables import DERIVED_TABLES
 from detectors.rules.engine import RULES_DIR, load_rules
 from detectors.spark.lake import LAKE_TABLES, export_models

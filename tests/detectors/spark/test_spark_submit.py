@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from detectors.anomaly.models import ANOMALY_RULE_ID
+from detectors.anomaly.common import ANOMALY_RULE_ID
 from tests.conftest import sample_landing
 
 pytestmark = pytest.mark.slow

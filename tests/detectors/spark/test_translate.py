@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from detectors.spark.translate import TranslationError, to_spark, translate_statements
+from detectors.rules.engine import RULE_META_COLUMNS, merge_hits, start_hits
+from detectors.spark.translate import TranslationError, spark_schema, to_spark, translate_statements
 
 
 def test_parameters_become_typed_literals_never_pasted_text():
@@ -16,6 +17,21 @@ def test_parameters_become_typed_literals_never_pasted_text():
     assert "'x\\' OR \\'1\\'=\\'1'" in sql
     assert "ARRAY_CONTAINS(ARRAY('k1', 'k\\'2'), b)" in sql
     assert "c > 5" in sql and "d = TRUE" in sql
+
+
+def test_rule_meta_has_one_declaration_for_both_engines(con):
+    assert spark_schema(RULE_META_COLUMNS) == (
+        "rule_id STRING, title STRING, severity STRING, risk_score INT, confidence STRING, "
+        "analytic_type STRING, entity_type STRING, frameworks STRING"
+    )
+    start_hits(con)
+    merge_hits(con, [])
+    columns = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'rule_meta'"
+    ).fetchall()
+    assert columns == list(RULE_META_COLUMNS)
+    with pytest.raises(TranslationError, match="TIMESTAMP"):
+        spark_schema([("seen", "TIMESTAMP")])
 
 
 def test_missing_parameter_names_the_source():
