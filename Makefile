@@ -30,7 +30,7 @@ demo: venv
 
 ## test: lint and type check, then the whole suite, slow tests included (as CI runs it)
 test: lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 ## bench: end-to-end speed and memory against the parse floor (sizes: make bench SIZES="1000000 10000000")
 bench: venv
