@@ -75,11 +75,11 @@ def cmd_triage(args: argparse.Namespace) -> int:
     if not set_triage(con, args.finding_id, args.status, args.note):
         print(f"chainwatch: error: no finding {args.finding_id!r}", file=sys.stderr)
         return EXIT_USAGE
-    report = export_and_publish(con, settings)
-    status, note = finding_status(con, args.finding_id)
+    published = export_and_publish(con, settings).published
+    status, note = finding_status(con, args.finding_id) or ("missing", None)
     print(f"{args.finding_id}: status {status}" + (f", note {note!r}" if note else ""))
     print(
-        f"republished {report.published.path} and the findings exports in {settings.findings_path}"
+        f"republished {published.path if published else '-'} and the findings exports in {settings.findings_path}"
     )
     return EXIT_OK
 

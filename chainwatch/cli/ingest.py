@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from chainwatch.cli.common import (
     EXIT_OK,
@@ -27,7 +28,8 @@ class _IngestProgress:
     """A byte progress bar on a terminal; plain lines otherwise; nothing when quiet."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet, self.bar = quiet, None
+        self.quiet = quiet
+        self.bar: Any = None  # a tqdm bar once the first file starts
 
     def __enter__(self):
         return self
@@ -92,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_landing(
         args.landing,
         settings.db_path,
-        catalog_path=args.catalog,
+        catalog_path=str(settings.catalog_path),  # resolved once, like the database
         config_file=args.config,
         log_level="INFO" if args.verbose else "WARNING",
         refit=args.refit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -52,7 +53,7 @@ def flag_anomalies(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    suppressions: list[Suppression] = (),
+    suppressions: Sequence[Suppression] = (),
     now: datetime | None = None,
 ) -> int:
     """Merge tasks scored at or above the alert percentile into `findings`; the number of hits.

@@ -151,7 +151,7 @@ def ingest_paths(
     catalog = catalog or load_catalog(settings.catalog_path)
     prepare_session(con, settings, catalog)
 
-    batches: dict[str, list[tuple[Path, str, bool]]] = {}
+    batches: dict[str, list[tuple[Path, str, bool, bool]]] = {}
     for path in expand_paths(paths):
         name = str(path)
         try:

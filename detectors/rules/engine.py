@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -285,7 +286,7 @@ def detect(
     con: duckdb.DuckDBPyConnection,
     rules: list[Rule],
     *,
-    suppressions: list[Suppression] = (),
+    suppressions: Sequence[Suppression] = (),
     now: datetime | None = None,
     today: date | None = None,
 ) -> dict[str, int]:
@@ -370,7 +371,7 @@ def merge_hits(
     con: duckdb.DuckDBPyConnection,
     meta: list[RuleMeta],
     *,
-    suppressions: list[Suppression] = (),
+    suppressions: Sequence[Suppression] = (),
     now: datetime | None = None,
     today: date | None = None,
 ) -> None:
