@@ -153,3 +153,30 @@ def test_a_malformed_suppression_names_the_entry(ingest: Ingester, tmp_path: Pat
     with pytest.raises(RuleError, match=r"suppressions\[0\].*expires"):
         load_suppressions(bad)
     assert load_suppressions(None) == []
+
+
+def test_run_stages_runs_the_named_stages_in_list_order_whatever_order_they_are_given(
+    monkeypatch, tmp_path: Path
+):
+    from detectors import stages
+    from detectors.core.settings import Settings
+
+    ran: list[str] = []
+    for name in stages.STAGE_NAMES:
+        monkeypatch.setitem(stages.STAGES, name, lambda con, ctx, report, n=name: ran.append(n))
+    ctx = stages.StageContext(Settings(db_path=tmp_path / "wh.duckdb"))
+    stages.run_stages(None, ctx, ("publish", "rules", "derive"))
+    assert ran == ["derive", "rules", "publish"]
+    ran.clear()
+    stages.run_stages(None, ctx, stages.DETECTION_STAGES)
+    assert ran == ["derive", "rules", "score", "flag", "rank", "recommend"]
+    assert stages.PUBLICATION_STAGES == ("export", "publish")
+
+
+def test_run_stages_refuses_an_unknown_stage(tmp_path: Path):
+    from detectors import stages
+    from detectors.core.settings import Settings
+
+    ctx = stages.StageContext(Settings(db_path=tmp_path / "wh.duckdb"))
+    with pytest.raises(ValueError, match="unknown stage"):
+        stages.run_stages(None, ctx, ("derive", "dedupe"))
