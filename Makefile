@@ -28,9 +28,9 @@ demo: venv
 	$(BIN)/chainwatch report --db $(DB)
 	$(BIN)/chainwatch investigate --top --db $(DB) --out $(dir $(DB))investigations
 
-## test: lint and type check, then the whole suite, slow tests included (as CI runs it)
+## test: lint and type check, then the whole suite on both cores, slow tests included (as CI runs it)
 test: lint typecheck
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 ## bench: end-to-end speed and memory against the parse floor (sizes: make bench SIZES="1000000 10000000")
 bench: venv

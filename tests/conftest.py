@@ -176,3 +176,12 @@ def published_sample(tmp_path_factory) -> Path:
     outcome = run_landing(sample_landing(root / "landing"), root / "wh.duckdb", refit="auto")
     assert outcome.success, outcome.failed_checks
     return root / "chainwatch_published.duckdb"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under `make test` (pytest-xdist, --dist loadgroup): a test file runs whole on one worker, and
+    the Spark tests, which share one Spark session and its temporary views, all on the same one."""
+    for item in items:
+        path = Path(item.path)
+        group = "spark" if "spark" in path.parent.parts else str(path)
+        item.add_marker(pytest.mark.xdist_group(group))
