@@ -1,1 +1,1 @@
-"""analyst"""
+"""What analysts read: recommendations, the HTML report, the investigation notebook, terminal views."""

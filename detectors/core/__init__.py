@@ -1,1 +1,1 @@
-"""core"""
+"""What every stage shares: settings, the warehouse connection, SQL loading, the run lock."""

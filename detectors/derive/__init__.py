@@ -1,1 +1,1 @@
-"""derive"""
+"""Tables derived from the canonical ones: task sequences, credential lifecycles, task features."""
