@@ -13,6 +13,7 @@ import numpy as np
 from chainwatch.harness.evaluate.labels import EvaluationError, load_labels
 from chainwatch.harness.simulate import ANOMALY_SCENARIOS, SCENARIOS
 from detectors.core.settings import Settings
+from detectors.core.warehouse import has_table
 
 ANOMALY_SIGNALS: tuple[str, ...] = ("iforest", "sequence", "tail", "fused", "baseline")
 ANOMALY_FPR = 0.02
@@ -119,10 +120,7 @@ def evaluate_anomalies(
         if label.scenario not in SCENARIOS:
             ruleless.setdefault(label.scenario, set()).add(label.task_id)
     labelled = [label.task_id for label in labels]
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'task_anomaly_scores'"
-    ).fetchone()[0]
-    if not exists:
+    if not has_table(con, "task_anomaly_scores"):
         raise EvaluationError(
             "no task_anomaly_scores table: run `chainwatch refit` and detect first"
         )
