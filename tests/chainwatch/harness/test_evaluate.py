@@ -478,3 +478,9 @@ def test_anomaly_evaluation_per_scenario_and_signal(con, settings, tmp_path: Pat
     table = format_anomaly_evaluation(ev)
     assert "| read_burst | 2 |" in table and "fused AUROC" in table
     assert json.loads(format_anomaly_evaluation(ev, "json"))["negatives"] == 10
+
+
+def test_anomaly_evaluation_without_scores_says_to_refit_first(con, settings, tmp_path):
+    path = write_labels(tmp_path, [label("sensitive_read_then_egress", "task-1")])
+    with pytest.raises(EvaluationError, match="no task_anomaly_scores table"):
+        evaluate_anomalies(con, path, settings)
