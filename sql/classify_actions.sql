@@ -1,17 +1,22 @@
 -- Classify parsed actions with the tool catalog, format hints, MCP annotation hints and the
 -- tool's name; find destinations; decide sensitivity and whether the action leaves the
 -- organisation. Matching runs once per distinct (tool, system), not per action.
--- Inputs: p_actions, catalog(entry_no, tool_pattern, system_pattern, is_glob, action_class,
--- sensitivity, external, destination_args), $internal_domains.
+-- Each tool's output is trusted or untrusted (catalog output_trust, else MCP openWorldHint, else
+-- the tool's name: web pages, inboxes, messages, channels, reviews, files, calendars and other
+-- content that outsiders can write are untrusted), and its critical arguments are listed.
+-- Inputs: p_actions, p_content (tools named only in captured content), catalog(entry_no,
+-- tool_pattern, system_pattern, is_glob, action_class, sensitivity, external, destination_args,
+-- output_trust, critical_args), $internal_domains.
 
 CREATE OR REPLACE TEMP TABLE tool_pairs AS
-SELECT DISTINCT tool, system FROM p_actions;
+SELECT DISTINCT tool, system FROM p_actions
+UNION SELECT DISTINCT tool, NULL FROM p_content WHERE tool IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE tool_class AS
 WITH matched AS (
     SELECT p.tool, p.system, c.entry_no, c.system AS catalog_system, c.system_pattern IS NOT NULL AS system_named,
            c.action_class, c.sensitivity, c.external,
-           c.destination_args
+           c.destination_args, c.output_trust, c.critical_args
     FROM tool_pairs p JOIN catalog c
       ON (p.tool = c.tool_pattern OR (c.is_glob AND p.tool GLOB c.tool_pattern))
      AND (c.system_pattern IS NULL OR coalesce(p.system, '') GLOB c.system_pattern)
@@ -25,7 +30,17 @@ WITH matched AS (
     FROM tool_pairs
 )
 SELECT w.tool, w.system, m.entry_no, m.catalog_system, m.system_named, m.action_class AS catalog_class, m.sensitivity AS catalog_sensitivity,
-    m.external AS catalog_external, m.destination_args,
+    m.external AS catalog_external, m.destination_args, m.output_trust AS catalog_trust,
+    coalesce(m.critical_args, []) AS catalog_critical_args,
+    CASE WHEN list_has_any(w.tokens, ['web', 'webpage', 'page', 'pages', 'url', 'http', 'https', 'browse',
+            'browser', 'fetch', 'scrape', 'crawl', 'search', 'google', 'bing', 'email', 'emails', 'mail',
+            'mails', 'inbox', 'message', 'messages', 'msg', 'channel', 'channels', 'slack', 'chat', 'review',
+            'reviews', 'rating', 'ratings', 'comment', 'comments', 'post', 'posts', 'feed', 'rss', 'news',
+            'article', 'articles', 'tweet', 'tweets', 'download', 'shared', 'file', 'files', 'document',
+            'documents', 'doc', 'docs', 'drive', 'calendar', 'event', 'events', 'transaction',
+            'transactions', 'ticket', 'tickets', 'issue', 'issues', 'notification', 'notifications',
+            'received', 'unread', 'contacts', 'forum', 'wiki', 'retrieve', 'rag', 'notes', 'note'])
+         THEN 'untrusted' END AS name_trust,
     list_filter(list_transform(w.tokens, t -> CASE
         WHEN t IN ('assume', 'issue', 'token', 'tokens', 'login', 'mint', 'impersonate', 'credential', 'credentials', 'rotate') THEN 'credential'
         WHEN t IN ('spawn', 'delegate', 'handoff', 'handover', 'dispatch', 'subagent', 'assign') THEN 'delegate'
@@ -46,7 +61,8 @@ WITH joined AS (
              WHEN a.hint_read_only = false THEN 'write' END AS annotation_class,
         list_filter(list_transform(coalesce(t.destination_args, []),
             k -> try(json_extract(a.args, '$."' || k || '"'))), x -> x IS NOT NULL AND json_type(x) <> 'NULL')[1]
-            AS catalog_destination
+            AS catalog_destination,
+        t.catalog_trust, t.name_trust, t.catalog_critical_args, t.destination_args AS catalog_destination_args
     FROM p_actions a
     LEFT JOIN tool_class t ON t.tool = a.tool AND t.system IS NOT DISTINCT FROM a.system
 ), classed AS (
@@ -87,5 +103,15 @@ SELECT event_id, ts, CAST(ts AS DATE) AS day, agent_id, task_id, task_source, tr
     outcome, error_type, duration_ms, credential_id, source_ip,
     left(args, $args_chars) AS args,
     CASE WHEN args IS NOT NULL THEN md5(args) END AS args_digest, bytes_out,
-    source_format, source_file, source_offset, source_line, source_record
+    source_format, source_file, source_offset, source_line, source_record,
+    coalesce(catalog_trust, CASE WHEN hint_open_world THEN 'untrusted' END, name_trust,
+             CASE WHEN coalesce(catalog_external, external_hint) THEN 'untrusted' END, 'trusted') AS output_trust,
+    CASE WHEN catalog_trust IS NOT NULL THEN 'catalog' WHEN hint_open_world THEN 'mcp_annotation'
+         WHEN name_trust IS NOT NULL THEN 'tool_name' ELSE 'default' END AS trust_by,
+    list_distinct(catalog_critical_args || coalesce(catalog_destination_args, [])) AS critical_args
 FROM domains;
+
+-- Trust of tools seen only in captured content (a tool message whose call is in another batch).
+CREATE OR REPLACE TEMP TABLE tool_trust AS
+SELECT tool, coalesce(catalog_trust, name_trust, 'trusted') AS output_trust
+FROM tool_class QUALIFY row_number() OVER (PARTITION BY tool ORDER BY system NULLS LAST) = 1;

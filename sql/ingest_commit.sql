@@ -29,6 +29,8 @@ DELETE FROM agent_actions WHERE event_id IN (SELECT event_id FROM p_superseded);
 DELETE FROM credential_events WHERE event_id IN (SELECT event_id FROM p_superseded);
 DELETE FROM task_events WHERE event_id IN (SELECT event_id FROM p_superseded);
 DELETE FROM agent_spans WHERE event_id IN (SELECT event_id FROM p_superseded);
+DELETE FROM content_entities WHERE event_id IN (SELECT event_id FROM p_superseded);
+DELETE FROM content_text WHERE event_id IN (SELECT event_id FROM p_superseded);
 UPDATE ingest_files SET loaded = ingest_files.loaded - s.n, duplicates = ingest_files.duplicates + s.n
 FROM (SELECT run_id, source_file, count(*) AS n FROM p_superseded GROUP BY ALL) s
 WHERE ingest_files.run_id = s.run_id AND ingest_files.source_file = s.source_file;
@@ -59,7 +61,7 @@ JOIN (
 WHERE c.revoke_prefix IS NOT NULL;
 
 INSERT INTO agent_actions BY NAME
-SELECT a.*, $now AS ingested_at
+SELECT a.* EXCLUDE (critical_args), $now AS ingested_at
 FROM p_actions_classified a SEMI JOIN p_loaded USING (source_file, source_line, source_record);
 
 INSERT INTO credential_events BY NAME
@@ -78,6 +80,14 @@ FROM p_task_events t SEMI JOIN p_loaded USING (source_file, source_line, source_
 INSERT INTO agent_spans BY NAME
 SELECT s.*, CAST(s.ts AS DATE) AS day, $now AS ingested_at
 FROM p_spans s SEMI JOIN p_loaded USING (source_file, source_line, source_record);
+
+INSERT INTO content_entities BY NAME
+SELECT e.*, CAST(e.ts AS DATE) AS day, $now AS ingested_at
+FROM p_entities e SEMI JOIN p_loaded USING (source_file, source_line, source_record);
+
+INSERT INTO content_text BY NAME
+SELECT t.*, CAST(t.ts AS DATE) AS day, $now AS ingested_at
+FROM p_content_text t SEMI JOIN p_loaded USING (source_file, source_line, source_record);
 
 INSERT INTO rejected_events
 SELECT event_id, source_format, source_file, source_offset, source_line, source_record, reason,

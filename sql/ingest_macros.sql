@@ -182,3 +182,15 @@ CREATE OR REPLACE TEMP MACRO cw_otlp_id(s, nbytes) AS CASE
 CREATE OR REPLACE TEMP MACRO cw_json_kind(v) AS CASE json_type(v)
     WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT' THEN 'object'
     WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE 'number' END;
+
+-- An AnyValue as text: a string as it is, anything structured as plain JSON.
+CREATE OR REPLACE TEMP MACRO cw_any_doc(v) AS CASE
+    WHEN v IS NULL THEN NULL
+    WHEN (v -> 'stringValue') IS NOT NULL THEN v ->> 'stringValue'
+    ELSE cw_any_json(v) END;
+
+-- A JSON value as text: strings unquoted, everything else as JSON.
+CREATE OR REPLACE TEMP MACRO cw_json_body(v) AS CASE
+    WHEN v IS NULL OR json_type(v) = 'NULL' THEN NULL
+    WHEN json_type(v) = 'VARCHAR' THEN v ->> '$'
+    ELSE v::VARCHAR END;

@@ -39,3 +39,13 @@ CREATE OR REPLACE TEMP TABLE p_spans (
     source_format VARCHAR, source_file VARCHAR, source_offset BIGINT, source_line BIGINT,
     source_record INTEGER
 );
+
+-- Captured content (prompts, messages, tool results) and tool-call arguments, raw, for entity
+-- extraction (content_entities.sql): one row per message part or argument document. origin:
+-- user, system, tool (a tool's result), model, argument (the call's own arguments). Never stored.
+CREATE OR REPLACE TEMP TABLE p_content (
+    event_id VARCHAR, ts TIMESTAMP, trace_id VARCHAR, span_id VARCHAR, task_id VARCHAR,
+    agent_id VARCHAR, origin VARCHAR, tool VARCHAR, call_id VARCHAR, body VARCHAR,
+    source_format VARCHAR, source_file VARCHAR, source_offset BIGINT, source_line BIGINT,
+    source_record INTEGER
+);

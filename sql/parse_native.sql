@@ -11,7 +11,8 @@ SELECT source_file, unit_line AS source_line, unit_offset AS source_offset, 0 AS
         "credential_kind":"VARCHAR","principal":"VARCHAR","parent_credential_ref":"VARCHAR",
         "scopes":"JSON","ttl_s":"VARCHAR","issued_at":"JSON","expires_at":"JSON","source_ip":"VARCHAR",
         "trace_id":"VARCHAR","span_id":"VARCHAR","parent_span_id":"VARCHAR","status":"VARCHAR",
-        "approved_by":"VARCHAR","approved_scope":"JSON","approval_expires_at":"JSON","bytes_out":"VARCHAR"}') END AS r
+        "approved_by":"VARCHAR","approved_scope":"JSON","approval_expires_at":"JSON","bytes_out":"VARCHAR",
+        "result":"JSON","prompt":"JSON","system_instructions":"JSON","call_id":"VARCHAR"}') END AS r
 FROM unit_json WHERE source_format IN ('native', 'native_csv', 'native_parquet');
 
 CREATE OR REPLACE TEMP TABLE n_valid AS
@@ -125,3 +126,17 @@ SELECT event_id, ts, event, task_id, agent_id, nullif(r.status, ''), nullif(r.ap
     cw_str_list(r.approved_scope), cw_ts_json(r.approval_expires_at),
     'native', source_file, source_offset, source_line, source_record
 FROM n_ok WHERE record_type = 'task';
+
+-- Content: an action's own arguments (always; only their hashes are kept), its result, and a task
+-- start's prompt and system instructions (when content capture is on). docs/schema.md.
+INSERT INTO p_content
+SELECT event_id, ts, nullif(r.trace_id, ''), nullif(r.span_id, ''), task_id, agent_id, o.origin,
+    CASE WHEN record_type = 'action' THEN r.tool ->> '$' END, nullif(r.call_id, ''),
+    CASE WHEN json_type(o.v) = 'VARCHAR' THEN o.v ->> '$' ELSE o.v::VARCHAR END,
+    'native', source_file, source_offset, source_line, source_record
+FROM n_ok,
+LATERAL (VALUES ('argument', CASE WHEN record_type = 'action' THEN r.arguments END),
+                ('tool', CASE WHEN record_type = 'action' AND $content_capture THEN r.result END),
+                ('user', CASE WHEN record_type = 'task' AND $content_capture THEN r.prompt END),
+                ('system', CASE WHEN record_type = 'task' AND $content_capture THEN r.system_instructions END)) o(origin, v)
+WHERE o.v IS NOT NULL AND json_type(o.v) <> 'NULL';

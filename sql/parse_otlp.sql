@@ -40,7 +40,8 @@ SELECT source_file, unit_line AS source_line, unit_offset AS source_offset,
     CASE WHEN json_type(span) = 'OBJECT' THEN json_transform(span, '{
         "traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR","kind":"VARCHAR",
         "startTimeUnixNano":"JSON","endTimeUnixNano":"JSON",
-        "attributes":[{"key":"VARCHAR","value":"JSON"}],"status":{"code":"VARCHAR","message":"VARCHAR"}}') END AS s
+        "attributes":[{"key":"VARCHAR","value":"JSON"}],"status":{"code":"VARCHAR","message":"VARCHAR"},
+        "events":[{"name":"VARCHAR","timeUnixNano":"JSON","attributes":[{"key":"VARCHAR","value":"JSON"}]}]}') END AS s
 FROM p1;
 
 -- A resourceSpans / scopeSpans entry that is not an object, or scopeSpans / spans that is not an
@@ -112,7 +113,7 @@ FROM o_valid;
 
 CREATE OR REPLACE TEMP TABLE o_spans AS
 SELECT source_file, source_line, source_offset, source_record, trace_id, span_id, parent_span_id, ts,
-    end_ts, s.name AS name, s.attributes AS attrs, res_attrs, s.status AS status,
+    end_ts, s.name AS name, s.attributes AS attrs, res_attrs, s.status AS status, s.events AS events,
     coalesce(cw_attr_text(s.attributes, 'gen_ai.operation.name'),
              CASE WHEN starts_with(s.name, 'execute_tool') THEN 'execute_tool' END) AS operation,
     cw_attr_text(s.attributes, 'mcp.method.name') AS mcp_method,
@@ -193,6 +194,18 @@ SELECT event_id, ts, agent_id, task_id, task_source, trace_id, span_id, parent_s
              cw_byte_count(cw_attr_text(attrs, 'messaging.message.body.size'))),
     'otlp', source_file, source_offset, source_line, source_record
 FROM tools;
+
+-- Every tool call's own arguments, raw, for content_entities.sql (only their hashes are kept).
+INSERT INTO p_content
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id, 'argument',
+    coalesce(cw_attr_text(attrs, 'gen_ai.tool.name'), cw_attr_text(attrs, 'mcp.tool.name'),
+             nullif(trim(regexp_replace(name, '^execute_tool', '')), ''), 'unknown_tool'),
+    cw_attr_text(attrs, 'gen_ai.tool.call.id'),
+    CASE WHEN (cw_attr(attrs, 'gen_ai.tool.call.arguments') -> 'stringValue') IS NOT NULL
+         THEN cw_attr(attrs, 'gen_ai.tool.call.arguments') ->> 'stringValue'
+         ELSE cw_any_json(cw_attr(attrs, 'gen_ai.tool.call.arguments')) END,
+    'otlp', source_file, source_offset, source_line, source_record
+FROM o_resolved WHERE is_tool AND cw_attr(attrs, 'gen_ai.tool.call.arguments') IS NOT NULL;
 
 INSERT INTO p_spans
 SELECT event_id, ts, end_ts, trace_id, span_id, parent_span_id, operation, name, agent_id, task_id,

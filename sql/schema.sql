@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS agent_actions (
 
 -- Upgrades a warehouse created before the column existed (a no-op otherwise).
 ALTER TABLE agent_actions ADD COLUMN IF NOT EXISTS bytes_out BIGINT;
+-- Added with content provenance: whether the tool's output is trusted, and what decided it.
+ALTER TABLE agent_actions ADD COLUMN IF NOT EXISTS output_trust VARCHAR;
+ALTER TABLE agent_actions ADD COLUMN IF NOT EXISTS trust_by VARCHAR;
 
 CREATE TABLE IF NOT EXISTS credential_events (
     event_id              VARCHAR NOT NULL,
@@ -104,6 +107,58 @@ CREATE TABLE IF NOT EXISTS agent_spans (
     source_line     BIGINT NOT NULL,
     source_record   INTEGER NOT NULL,
     ingested_at     TIMESTAMP NOT NULL
+);
+
+-- Entities found in captured content (prompts, messages, tool results) and in tool-call
+-- arguments, as keyed hashes (same key as credential ids) with where they were seen. Raw content
+-- is never stored here. Column meanings: docs/schema.md, "Content capture".
+CREATE TABLE IF NOT EXISTS content_entities (
+    event_id          VARCHAR NOT NULL,   -- the span or record that carried the content
+    ts                TIMESTAMP NOT NULL, -- when it was seen (a tool result: its span's end)
+    day               DATE NOT NULL,
+    trace_id          VARCHAR,
+    span_id           VARCHAR,
+    task_id           VARCHAR,
+    agent_id          VARCHAR,
+    origin            VARCHAR NOT NULL,   -- user, system, tool, model, argument
+    tool              VARCHAR,            -- the tool whose result (or arguments) it is
+    trust             VARCHAR,            -- tool results: trusted / untrusted
+    call_id           VARCHAR,            -- gen_ai.tool.call.id
+    argument          VARCHAR,            -- arguments: the top-level argument name
+    entity_kind       VARCHAR NOT NULL,   -- value, email, url, host, iban, phone, quoted, token, name
+    entity_hash       VARCHAR NOT NULL,
+    in_text           BOOLEAN NOT NULL,   -- inside longer text rather than a whole field value
+    instruction_like  BOOLEAN NOT NULL,   -- the text around it addresses the agent with instructions
+    critical          BOOLEAN,            -- arguments: one the action acts on (catalog critical_args)
+    source_format     VARCHAR NOT NULL,
+    source_file       VARCHAR NOT NULL,
+    source_offset     BIGINT NOT NULL,
+    source_line       BIGINT NOT NULL,
+    source_record     INTEGER NOT NULL,
+    ingested_at       TIMESTAMP NOT NULL
+);
+
+-- Opt-in only (content_keep_text): redacted captured text, for investigating a flagged task.
+CREATE TABLE IF NOT EXISTS content_text (
+    event_id          VARCHAR NOT NULL,
+    ts                TIMESTAMP NOT NULL,
+    day               DATE NOT NULL,
+    trace_id          VARCHAR,
+    span_id           VARCHAR,
+    task_id           VARCHAR,
+    agent_id          VARCHAR,
+    origin            VARCHAR NOT NULL,
+    tool              VARCHAR,
+    trust             VARCHAR,
+    call_id           VARCHAR,
+    text              VARCHAR,
+    instruction_like  BOOLEAN NOT NULL,
+    source_format     VARCHAR NOT NULL,
+    source_file       VARCHAR NOT NULL,
+    source_offset     BIGINT NOT NULL,
+    source_line       BIGINT NOT NULL,
+    source_record     INTEGER NOT NULL,
+    ingested_at       TIMESTAMP NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS tasks (

@@ -4,6 +4,9 @@
 -- repeat_external_sends: how many of the agent's tasks in the 7 days before this one sent
 -- externally to a destination this task also sends to externally (0 when it sends nothing out):
 -- one small send is ordinary, the same send task after task is how slow exfiltration looks.
+-- untrusted_arguments / untrusted_argument_share: critical arguments of the task's acting actions
+-- whose value came from untrusted tool output and not from the user (argument_provenance), as a
+-- count and as a share of its critical arguments (0 without content capture).
 
 CREATE OR REPLACE TABLE task_features AS
 WITH acts AS (
@@ -56,6 +59,11 @@ WITH acts AS (
       ON y.agent_id = x.agent_id AND y.destination = x.destination AND y.task_id <> x.task_id
      AND y.started_at < x.started_at AND y.started_at >= x.started_at - INTERVAL 7 DAY
     GROUP BY x.task_id
+), provenance AS (
+    SELECT task_id,
+        count(*) FILTER (WHERE seen_in_untrusted AND NOT seen_in_user) AS untrusted_arguments,
+        count(*) FILTER (WHERE seen_in_untrusted AND NOT seen_in_user) / count(*) AS untrusted_argument_share
+    FROM argument_provenance GROUP BY task_id
 ), creds AS (
     SELECT task_id, max(ttl_s) AS max_ttl_s, max(validity_after_task_s) AS max_validity_after_task_s
     FROM credential_lifecycles WHERE task_id IS NOT NULL GROUP BY task_id
@@ -75,9 +83,12 @@ SELECT t.task_id, t.agent_id, t.started_at,
     coalesce(p.credentials_used, 0) AS credentials_used,
     coalesce(c.max_ttl_s, 0) AS max_ttl_s, coalesce(c.max_validity_after_task_s, 0) AS max_validity_after_task_s,
     coalesce(n.new_tools, 0) AS new_tools, coalesce(n.new_destinations, 0) AS new_destinations,
-    coalesce(r.repeat_external_sends, 0) AS repeat_external_sends
+    coalesce(r.repeat_external_sends, 0) AS repeat_external_sends,
+    coalesce(v.untrusted_arguments, 0) AS untrusted_arguments,
+    coalesce(v.untrusted_argument_share, 0) AS untrusted_argument_share
 FROM tasks t
 LEFT JOIN per_task p USING (task_id)
 LEFT JOIN new_things n USING (task_id)
 LEFT JOIN creds c USING (task_id)
-LEFT JOIN repeats r USING (task_id);
+LEFT JOIN repeats r USING (task_id)
+LEFT JOIN provenance v USING (task_id);

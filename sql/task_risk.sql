@@ -39,3 +39,13 @@ UPDATE findings SET
         ELSE 0.6 * greatest(0, least(1, (coalesce(r.anomaly_percentile, 0) - 90) / 10)) END))) AS INTEGER)
 FROM task_risk r
 WHERE findings.task_id = r.task_id;
+
+-- Content provenance clears a task: when its content was captured and every critical argument of
+-- its acting actions came from the user, a trusted tool or the agent's history, its other task
+-- findings (sequences, novelty, thresholds) are what a user's own request looks like, and rank
+-- lower (x $cleared_factor). The provenance rules themselves and credential findings are kept.
+UPDATE findings SET priority = CAST(round(priority * $cleared_factor) AS INTEGER)
+WHERE entity_type = 'task' AND NOT list_contains($content_rules, rule_id) AND rule_id <> $anomaly_rule
+  AND task_id IN (
+    SELECT task_id FROM argument_provenance GROUP BY task_id
+    HAVING bool_and(content_captured) AND bool_and(source IN ('user', 'tool_trusted', 'history')));

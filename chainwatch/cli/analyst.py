@@ -121,12 +121,28 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_report(args: argparse.Namespace) -> int:
-    """List the tools no catalog entry maps, busiest first."""
+    """List the tools whose class or output trust no catalog entry decides, busiest first."""
     settings = settings_for(args)
     con = open_warehouse(settings.db_path, read_only=True)
     rows = catalog_report(con, args.limit)
-    print("tools no catalog entry maps, busiest first (add them to your catalog):")
-    print(table(["tool", "system", "classified_by", "guessed_class", "actions"], rows))
+    print(
+        "tools whose class or output trust the catalog does not decide, busiest first"
+        " (add them to your catalog):"
+    )
+    print(
+        table(
+            [
+                "tool",
+                "system",
+                "classified_by",
+                "guessed_class",
+                "trust_by",
+                "output_trust",
+                "actions",
+            ],
+            rows,
+        )
+    )
     return EXIT_OK
 
 

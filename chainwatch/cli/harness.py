@@ -16,7 +16,26 @@ from detectors.core.warehouse import has_table
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Write a simulated agent fleet's logs in their real formats."""
+    """Write a simulated agent fleet's logs in their real formats (or, with --assistants, the
+    traces of assistant agents under prompt injection, content captured unless told not to)."""
+    start = date.fromisoformat(args.start) if args.start else date(2026, 11, 1)
+    if args.assistants:
+        from chainwatch.harness.simulate.assistants import simulate_assistants
+
+        if args.tasks < 1:
+            raise UsageError("--tasks must be positive")
+        print(
+            simulate_assistants(
+                Path(args.out),
+                seed=args.seed,
+                tasks=args.tasks,
+                content=not args.no_content_capture,
+                start=start,
+            )
+        )
+        return EXIT_OK
+    if args.no_content_capture:
+        raise UsageError("--no-content-capture applies to --assistants only")
     from chainwatch.harness.simulate import simulate
 
     summary = simulate(
@@ -25,7 +44,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         agents=args.agents,
         days=args.days,
         actions=args.actions,
-        start=date.fromisoformat(args.start) if args.start else date(2026, 11, 1),
+        start=start,
         anomalies=args.anomalies,
     )
     print(f"wrote a simulated fleet to {args.out}")
@@ -34,34 +53,53 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Precision and recall of the findings (and anomaly flags) against simulator labels."""
+    """Precision and recall of the findings (and anomaly flags) against simulator labels; for
+    content-injection labels, recall and benign false-positive rates per rule and of the queue."""
     from chainwatch.harness.evaluate import (
+        CONTENT_SCENARIO,
+        ContentSettings,
         EvaluationError,
         evaluate,
         evaluate_anomalies,
+        evaluate_content,
         format_anomaly_evaluation,
+        format_content_evaluation,
         format_evaluation,
+        label_scenarios,
     )
 
     settings = settings_for(args)
     con = open_warehouse(settings.db_path, read_only=True)
+    scenarios = label_scenarios(args.labels)  # empty if unreadable: `evaluate` then says why
+    rules = anomalies = content = None
     try:
-        rules = evaluate(con, Path(args.labels), settings)
-        anomalies = (
-            evaluate_anomalies(con, Path(args.labels), settings)
-            if has_table(con, "task_anomaly_scores") and rules.uncovered
-            else None
-        )
+        if CONTENT_SCENARIO in scenarios:
+            options = ContentSettings(args.content_rules) if args.content_rules else None
+            content = evaluate_content(con, Path(args.labels), options)
+        if scenarios != {CONTENT_SCENARIO}:
+            rules = evaluate(con, Path(args.labels), settings)
+            anomalies = (
+                evaluate_anomalies(con, Path(args.labels), settings)
+                if has_table(con, "task_anomaly_scores") and rules.uncovered
+                else None
+            )
     except EvaluationError as exc:
         raise UsageError(str(exc)) from exc
     if args.format == "json":
-        out = rules.to_dict()
-        out["anomaly"] = anomalies.to_dict() if anomalies else None
+        out = rules.to_dict() if rules else {}
+        if rules:
+            out["anomaly"] = anomalies.to_dict() if anomalies else None
+        if content:
+            out["content"] = content.to_dict()
         print(json.dumps(out, indent=2))
-    else:
-        print(format_evaluation(rules, args.format))
-        if anomalies:
-            print(format_anomaly_evaluation(anomalies))
+        return EXIT_OK
+    for text in (
+        rules and format_evaluation(rules, args.format),
+        anomalies and format_anomaly_evaluation(anomalies),
+        content and format_content_evaluation(content, args.format),
+    ):
+        if text:
+            print(text)
     return EXIT_OK
 
 
@@ -81,6 +119,20 @@ def add_simulate(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also inject behaviour no rule covers (ANOMALY_SCENARIOS), for anomaly detection",
     )
+    p.add_argument(
+        "--assistants",
+        action="store_true",
+        help="write assistant-agent traces under prompt injection (OTLP with content) and their "
+        "labels instead of the fleet",
+    )
+    p.add_argument(
+        "--tasks", type=int, default=400, help="with --assistants: number of tasks (default 400)"
+    )
+    p.add_argument(
+        "--no-content-capture",
+        action="store_true",
+        help="with --assistants: the same tasks and ids without prompts, messages or tool results",
+    )
     p.set_defaults(func=cmd_simulate)
 
 
@@ -89,5 +141,10 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="precision and recall of findings against simulator labels")
     p.add_argument("--labels", required=True, help="labels.jsonl written by `chainwatch simulate`")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--content-rules",
+        type=lambda value: frozenset(filter(None, value.split(","))),
+        help="comma-separated rule ids of the content-injection 'content rules only' figures",
+    )
     add_common(p)
     p.set_defaults(func=cmd_evaluate)

@@ -39,6 +39,8 @@ FEATURES: tuple[str, ...] = (
     "new_tools",
     "new_destinations",
     "repeat_external_sends",
+    "untrusted_arguments",
+    "untrusted_argument_share",
 )
 HOUR_FEATURE = "start_hour_rarity"
 # Fused signals; "baseline" (robust z) is the comparator the evaluation reports beside them.

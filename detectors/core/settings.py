@@ -99,6 +99,12 @@ class Settings:
     reject_text_chars: int = 2048
     # How much of a tool call's (redacted) arguments is kept in agent_actions.args.
     args_chars: int = 4096
+    # Content capture (OTel GenAI prompts, messages, tool results): read for the entities they
+    # contain, stored as keyed hashes in content_entities. Raw text is never stored unless
+    # content_keep_text is on; then a redacted copy (at most content_text_chars) goes to content_text.
+    content_capture: bool = True
+    content_keep_text: bool = False
+    content_text_chars: int = 8192
     # Linking conventions (see docs/schema.md, "Linking").
     vault_task_keys: tuple[str, ...] = ("task_id", "chainwatch_task_id", "task")
     vault_agent_keys: tuple[str, ...] = ("agent_id", "chainwatch_agent_id", "agent")
@@ -171,6 +177,8 @@ _ENV = {
     "CHAINWATCH_SPARK_OUT": "spark_out",
     "CHAINWATCH_RAW": "spark_raw",
     "CHAINWATCH_SPARK_MASTER": "spark_master",
+    "CHAINWATCH_CONTENT_CAPTURE": "content_capture",
+    "CHAINWATCH_CONTENT_KEEP_TEXT": "content_keep_text",
 }
 _OPTIONAL_PATHS = ("suppressions_path", "findings_dir", "published_db")
 _OPTIONAL_TEXT = ("spark_out", "spark_raw")
@@ -244,7 +252,11 @@ def _validated(settings: Settings) -> Settings:
             )
     if not settings.hash_key:
         raise SettingsError("setting 'hash_key' must not be empty")
-    if settings.max_record_bytes <= 0 or settings.reject_text_chars <= 0:
+    if (
+        settings.max_record_bytes <= 0
+        or settings.reject_text_chars <= 0
+        or settings.content_text_chars <= 0
+    ):
         raise SettingsError("size limits must be positive")
     return settings
 

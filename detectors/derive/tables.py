@@ -1,4 +1,5 @@
-"""Derived tables the detections read: credential lifecycles and task sequences."""
+"""Derived tables the detections read: credential lifecycles, task sequences and features, and
+argument provenance (where each critical argument of an action first appeared in its task)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from sqlglot import exp
 
 from detectors.core.sqlfiles import load_sql, run_sql
 
-DERIVED_TABLES = ("credential_lifecycles", "task_sequences", "task_features")
+DERIVED_TABLES = (
+    "credential_lifecycles",
+    "task_sequences",
+    "argument_provenance",
+    "task_features",
+)
 # Actions per pass of task_sequences: DuckDB holds an ordered list aggregate in memory (it does
 # not spill), so a big history is built in passes over hash buckets of task ids.
 SEQUENCE_PASS_ACTIONS = 500_000
@@ -63,6 +69,12 @@ def _bucketed(create_statement: str) -> str:
     return query.where(bucket).sql(dialect="duckdb")
 
 
+def build_argument_provenance(con: duckdb.DuckDBPyConnection) -> int:
+    """Rebuild `argument_provenance` from content_entities and agent_actions; its row count."""
+    run_sql(con, "argument_provenance")
+    return con.execute("SELECT count(*) FROM argument_provenance").fetchone()[0]
+
+
 def build_task_features(con: duckdb.DuckDBPyConnection) -> int:
     """Rebuild `task_features` (needs `credential_lifecycles`); its row count."""
     run_sql(con, "task_features")
@@ -74,5 +86,6 @@ def build_derived_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {
         "credential_lifecycles": build_credential_lifecycles(con),
         "task_sequences": build_task_sequences(con),
+        "argument_provenance": build_argument_provenance(con),
         "task_features": build_task_features(con),
     }

@@ -13,6 +13,7 @@ import yaml
 from detectors.anomaly.common import ANOMALY_RULE_ID
 from detectors.core.settings import AnomalyParams
 from detectors.core.sqlfiles import run_sql
+from detectors.core.warehouse import has_table
 from detectors.rules.engine import (
     RuleError,
     RuleMeta,
@@ -21,6 +22,11 @@ from detectors.rules.engine import (
     merge_hits,
     start_hits,
 )
+
+# The rules that judge where an action's arguments came from; a task their evidence clears (every
+# critical argument from the user, a trusted tool or history) ranks its other findings lower.
+CONTENT_RULES = ("untrusted_instruction_action", "egress_untrusted_destination")
+CLEARED_PRIORITY_FACTOR = 0.6
 
 ANOMALY_META_PATH = Path(__file__).resolve().parents[1] / "anomaly" / "anomaly.yaml"
 
@@ -82,9 +88,19 @@ def rank_findings(con: duckdb.DuckDBPyConnection) -> int:
     """Rebuild ``task_risk`` and every finding's ``anomaly_percentile`` and ``priority``
     (sql/task_risk.sql); returns the rows of ``task_risk``."""
     run_sql(con, "anomaly_models")
+    if not has_table(con, "argument_provenance"):  # a warehouse derived before provenance existed
+        run_sql(con, "argument_provenance")
     con.begin()
     try:
-        run_sql(con, "task_risk", {"anomaly_rule": ANOMALY_RULE_ID})
+        run_sql(
+            con,
+            "task_risk",
+            {
+                "anomaly_rule": ANOMALY_RULE_ID,
+                "content_rules": list(CONTENT_RULES),
+                "cleared_factor": CLEARED_PRIORITY_FACTOR,
+            },
+        )
         con.commit()
     except BaseException:
         con.rollback()

@@ -356,6 +356,9 @@ def parse_batch(
         "max_document_bytes": settings.max_document_bytes,
         "reject_text_chars": settings.reject_text_chars,
         "args_chars": settings.args_chars,
+        "content_capture": settings.content_capture,
+        "content_keep_text": settings.content_keep_text,
+        "content_chars": settings.content_text_chars,
         "now": started,
         "run_id": run_id,
         **_link_params(settings),
@@ -374,10 +377,13 @@ def parse_batch(
     run_sql(con, "ingest_parsed_tables")
     run_sql(con, "ingest_units", params)
     run_sql(con, PARSE_SQL[fmt], params)
+    if fmt == "otlp" and settings.content_capture:
+        run_sql(con, "parse_otlp_content", params)
     params["internal_domains"] = list(
         con.execute("SELECT domains FROM cw_internal_domains").fetchone()[0]
     )
     run_sql(con, "classify_actions", params)
+    run_sql(con, "content_entities", params)
     return params, failed
 
 

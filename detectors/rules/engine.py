@@ -64,6 +64,9 @@ HIT_COLUMNS = (
     "evidence_event_ids",
     "detail",
 )
+# Columns a rule may add to its hits to override its metadata per hit (field hit_overrides): a
+# severity and risk that depend on what the hit found, and a JSON explanation of the evidence.
+HIT_OVERRIDES = ("severity", "risk_score", "explanation")
 _PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _RULE_ID = re.compile(r"[a-z][a-z0-9_]*")  # an identifier: ids name files, findings and globs
 
@@ -161,6 +164,9 @@ def _check_fields(path: Path, meta: dict) -> None:
     if not isinstance(meta["false_positives"], list):
         raise RuleError(f"{path}: field 'false_positives' must be a list")
     check_frameworks(path, meta["frameworks"])
+    overrides = meta.setdefault("hit_overrides", [])
+    if not isinstance(overrides, list) or not set(overrides) <= set(HIT_OVERRIDES):
+        raise RuleError(f"{path}: field 'hit_overrides' must be a list of {list(HIT_OVERRIDES)}")
 
 
 def _rule_params(path: Path, meta: dict, overrides: dict | None) -> dict[str, Any]:
@@ -229,8 +235,9 @@ def run_rule(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[tuple]:
 
 
 def hits_query(rule: Rule) -> str:
-    """The rule's logic wrapped to return exactly HIT_COLUMNS, in order."""
-    columns = ", ".join(HIT_COLUMNS)
+    """The rule's logic wrapped to return exactly HIT_COLUMNS, in order, then the per-hit
+    overrides its metadata declares (``hit_overrides``)."""
+    columns = ", ".join((*HIT_COLUMNS, *rule.meta.get("hit_overrides", ())))
     return f"SELECT {columns} FROM ({rule.sql.strip().rstrip(';')}) AS rule_hits"
 
 

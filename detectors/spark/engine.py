@@ -216,7 +216,7 @@ def run_rules(spark: SparkSession, rules: Iterable[Rule]) -> DataFrame:
         raise ValueError("no rules to run")
     hits = frames[0]
     for frame in frames[1:]:
-        hits = hits.unionByName(frame)
+        hits = hits.unionByName(frame, allowMissingColumns=True)
     return hits
 
 
@@ -260,7 +260,10 @@ def merge_findings(
     from pyspark.sql import functions as F
 
     for name, dtype in _OVERRIDES:
-        hits = hits.withColumn(name, F.lit(None).cast(dtype))
+        # A rule's own per-hit overrides (hit_overrides) are kept; the rest are NULL.
+        hits = hits.withColumn(
+            name, (F.col(name) if name in hits.columns else F.lit(None)).cast(dtype)
+        )
     if extra_hits is not None:
         # Like DuckDB's INSERT ... BY NAME: columns the extra hits lack are NULL.
         aligned = extra_hits.select(

@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 from detectors import stages
 from detectors.core.warehouse import scalar
 from detectors.derive.tables import (
+    build_argument_provenance,
     build_credential_lifecycles,
     build_task_features,
     build_task_sequences,
@@ -70,7 +71,27 @@ def task_sequences(context: AssetExecutionContext, duckdb: DuckDBResource):
     group_name=GROUP,
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
-    deps=[agent_actions, tasks, credential_lifecycles],
+    deps=[agent_actions, tasks],
+    kinds={"duckdb"},
+    tags=stage_tags("derive"),
+)
+def argument_provenance(context: AssetExecutionContext, duckdb: DuckDBResource):
+    """Per acting action and critical argument: where the value first appeared in its task (the
+    user's request, a trusted or untrusted tool's output, the agent's history, or nowhere), from
+    the keyed hashes in content_entities."""
+    with warehouse(duckdb) as con:
+        rows = build_argument_provenance(con)
+        by_source = dict(
+            con.execute("SELECT source, count(*) FROM argument_provenance GROUP BY 1").fetchall()
+        )
+    return MaterializeResult(metadata={"rows": rows, "by_source": MetadataValue.json(by_source)})
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    deps=[agent_actions, tasks, credential_lifecycles, argument_provenance],
     kinds={"duckdb"},
     tags=stage_tags("derive"),
 )
@@ -165,14 +186,15 @@ credential_rules = _family_asset(
 chain_rules = _family_asset(
     "chain_rules",
     ("task", "agent"),
-    [task_sequences, credential_lifecycles],
-    "Chain and task rules (declarative sequences and thresholds, baselines, scope and approval checks) "
-    "merged into findings.",
+    [task_sequences, credential_lifecycles, argument_provenance],
+    "Chain and task rules (declarative sequences and thresholds, baselines, scope and approval checks, "
+    "argument provenance) merged into findings.",
 )
 
 DETECT_ASSETS = [
     credential_lifecycles,
     task_sequences,
+    argument_provenance,
     task_features,
     recommendations,
     credential_rules,

@@ -33,7 +33,9 @@ Definitions (all counts are exact; a ratio with a zero denominator is ``None``, 
 
 Modules: ``labels`` (reading labels.jsonl, hashing credentials with ingest's ``cw_hash``),
 ``rules`` (findings against labels), ``anomalies`` (anomaly scores against the rule-less
-scenarios) and ``formatting`` (tables and JSON).
+scenarios) and ``formatting`` (tables and JSON). The assistant simulator's content-injection
+labels are scored by ``content`` (definitions there), read by ``content_labels`` and rendered by
+``content_format``.
 """
 
 from chainwatch.harness.evaluate.anomalies import (
@@ -44,6 +46,22 @@ from chainwatch.harness.evaluate.anomalies import (
     SignalResult,
     evaluate_anomalies,
     recall_at_fpr,
+)
+from chainwatch.harness.evaluate.content import (
+    DEFAULT_CONTENT_RULES,
+    ContentEvaluation,
+    ContentSettings,
+    OperatingPoint,
+    QueueResult,
+    RuleSetResult,
+    evaluate_content,
+)
+from chainwatch.harness.evaluate.content_format import format_content_evaluation
+from chainwatch.harness.evaluate.content_labels import (
+    CONTENT_SCENARIO,
+    ContentLabel,
+    label_scenarios,
+    load_content_labels,
 )
 from chainwatch.harness.evaluate.formatting import (
     FORMATS,
@@ -72,26 +90,38 @@ from chainwatch.harness.evaluate.rules import (
 __all__ = [
     "ANOMALY_FPR",
     "ANOMALY_SIGNALS",
+    "CONTENT_SCENARIO",
     "CREDENTIAL_SCENARIOS",
+    "DEFAULT_CONTENT_RULES",
     "DEFAULT_RULE_SCENARIOS",
     "FORMATS",
     "NOT_COVERED",
     "PRECISION_DEFINITION",
     "AnomalyEvaluation",
     "AnomalyScenarioResult",
+    "ContentEvaluation",
+    "ContentLabel",
+    "ContentSettings",
     "Evaluation",
     "EvaluationError",
     "Label",
+    "OperatingPoint",
     "Overall",
+    "QueueResult",
     "RuleResult",
+    "RuleSetResult",
     "ScenarioResult",
     "SignalResult",
     "credential_id",
     "credential_ids",
     "evaluate",
     "evaluate_anomalies",
+    "evaluate_content",
     "format_anomaly_evaluation",
+    "format_content_evaluation",
     "format_evaluation",
+    "label_scenarios",
+    "load_content_labels",
     "load_labels",
     "recall_at_fpr",
 ]

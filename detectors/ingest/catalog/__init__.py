@@ -11,6 +11,7 @@ import yaml
 
 ACTION_CLASSES = ("read", "write", "delete", "egress", "delegate", "credential", "admin", "unknown")
 SENSITIVITIES = ("low", "medium", "high")
+OUTPUT_TRUSTS = ("trusted", "untrusted")
 _ARG_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _GLOB_CHARS = set("*?[")
 
@@ -22,7 +23,8 @@ class CatalogError(ValueError):
 @dataclass(frozen=True)
 class CatalogEntry:
     """One mapping from a tool (exact name or glob, optionally only when seen on a system) to the
-    system it belongs to, its action class, sensitivity, externality and destination arguments."""
+    system it belongs to, its action class, sensitivity, externality, destination arguments,
+    whether its output is trusted and which arguments are critical (what the action acts on)."""
 
     entry_no: int
     tool: str
@@ -32,6 +34,8 @@ class CatalogEntry:
     sensitivity: str | None
     external: bool | None
     destination_args: tuple[str, ...]
+    output_trust: str | None = None
+    critical_args: tuple[str, ...] = ()
 
     @property
     def is_glob(self) -> bool:
@@ -74,6 +78,8 @@ _ENTRY_FIELDS = frozenset(
         "sensitivity",
         "external",
         "destination_args",
+        "output_trust",
+        "critical_args",
         "note",
     }
 )
@@ -96,9 +102,20 @@ def _entry(path: Path, index: int, raw: object) -> CatalogEntry:
     external = raw.get("external")
     if external is not None and not isinstance(external, bool):
         raise CatalogError(f"{where}: field 'external' must be true or false")
-    args = _destination_args(raw.get("destination_args", []), where)
+    args = _argument_names(raw.get("destination_args", []), where, "destination_args")
+    trust = _optional_choice(raw, "output_trust", OUTPUT_TRUSTS, where)
+    critical = _argument_names(raw.get("critical_args", []), where, "critical_args")
     return CatalogEntry(
-        index, tool, when_system, system, action, sensitivity, external, tuple(args)
+        index,
+        tool,
+        when_system,
+        system,
+        action,
+        sensitivity,
+        external,
+        tuple(args),
+        trust,
+        tuple(critical),
     )
 
 
@@ -116,15 +133,15 @@ def _optional_choice(raw: dict, name: str, allowed: tuple[str, ...], where: str)
     return value
 
 
-def _destination_args(args: object, where: str) -> list[str]:
-    """``destination_args``: one argument name or a list of them."""
+def _argument_names(args: object, where: str, name: str) -> list[str]:
+    """``destination_args`` / ``critical_args``: one argument name or a list of them."""
     if isinstance(args, str):
         args = [args]
     if not isinstance(args, list) or not all(
         isinstance(a, str) and _ARG_NAME.match(a) for a in args
     ):
         raise CatalogError(
-            f"{where}: field 'destination_args' must be a list of argument names ([A-Za-z0-9_.-])"
+            f"{where}: field '{name}' must be a list of argument names ([A-Za-z0-9_.-])"
         )
     return args
 
@@ -134,12 +151,13 @@ def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     con.execute(
         """CREATE OR REPLACE TEMP TABLE catalog (entry_no INTEGER, tool_pattern VARCHAR,
            system_pattern VARCHAR, is_glob BOOLEAN, system VARCHAR, action_class VARCHAR,
-           sensitivity VARCHAR, external BOOLEAN, destination_args VARCHAR[])"""
+           sensitivity VARCHAR, external BOOLEAN, destination_args VARCHAR[],
+           output_trust VARCHAR, critical_args VARCHAR[])"""
     )
     entries = catalog.entries
     if entries:
         con.executemany(
-            "INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     e.entry_no,
@@ -151,6 +169,8 @@ def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
                     e.sensitivity,
                     e.external,
                     list(e.destination_args),
+                    e.output_trust,
+                    list(e.critical_args),
                 )
                 for e in entries
             ],
@@ -158,10 +178,12 @@ def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
 
 
 def catalog_report(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[tuple]:
-    """Tools that no catalog entry mapped, busiest first: (tool, system, classified_by, class, actions)."""
+    """Tools whose class or output trust no catalog entry decided, busiest first:
+    (tool, system, classified_by, class, trust_by, output_trust, actions)."""
     return con.execute(
-        """SELECT tool, system, classified_by, action_class, count(*) AS actions
-           FROM agent_actions WHERE classified_by <> 'catalog'
+        """SELECT tool, system, classified_by, action_class, trust_by, output_trust, count(*) AS actions
+           FROM agent_actions
+           WHERE classified_by <> 'catalog' OR coalesce(trust_by, 'default') <> 'catalog'
            GROUP BY ALL ORDER BY actions DESC, tool LIMIT ?""",
         [limit],
     ).fetchall()

@@ -3,8 +3,10 @@
 -- Window: the last $window_days UTC days of the data, ending with the day of the newest event
 -- (as_of). Baseline: the $baseline_days days before the window, never overlapping it. Agents
 -- with fewer than $min_baseline_egress egress actions in the baseline are not judged (cold start).
--- A destination is compared by its host (URLs), its domain (e-mail addresses), else whole;
--- comma-joined recipients are compared one by one.
+-- A destination is compared exactly, normalised: the full address, IBAN or URL (lower case,
+-- without scheme, spaces in IBANs or a trailing slash); comma-joined recipients one by one. The
+-- domain alone is the weaker egress_new_domain. With content capture, the detail says where the
+-- action's arguments came from (argument_provenance); without it, that it was not captured.
 WITH bounds AS (
     SELECT CAST(greatest((SELECT max(ts) FROM agent_actions), (SELECT max(ts) FROM credential_events),
                          (SELECT max(ts) FROM task_events)) AS DATE) AS as_of_day
@@ -14,10 +16,8 @@ WITH bounds AS (
     FROM bounds
 ), egress AS (
     SELECT a.event_id, a.ts, a.day, a.agent_id, a.task_id, a.credential_id, d.dest,
-        CASE WHEN regexp_matches(d.dest, '^[a-z][a-z0-9+.-]*://')
-                 THEN regexp_extract(d.dest, '^[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^/:?#]+)', 1)
-             WHEN regexp_matches(d.dest, '^[^@\s]+@[^@\s]+$') THEN split_part(d.dest, '@', 2)
-             ELSE d.dest END AS dest_key
+        CASE WHEN regexp_matches(d.dest, '^[a-z]{2}[0-9]{2}[a-z0-9 ]{10,40}$') THEN replace(d.dest, ' ', '')
+             ELSE regexp_replace(regexp_replace(d.dest, '^(mailto:|[a-z][a-z0-9+.-]*://)', ''), '/+$', '') END AS dest_key
     FROM agent_actions a,
         LATERAL (SELECT lower(trim(x)) AS dest FROM unnest(string_split(a.destination, ',')) AS t(x)) d
     WHERE a.action_class = 'egress' AND a.destination IS NOT NULL AND a.agent_id IS NOT NULL
@@ -27,11 +27,17 @@ WITH bounds AS (
     FROM egress e, win w
     WHERE e.day >= w.baseline_start AND e.day < w.window_start
     GROUP BY e.agent_id
+), provenance AS (
+    SELECT event_id,
+        max(CASE WHEN NOT content_captured THEN 0 WHEN source = 'tool_untrusted' THEN 4 WHEN source = 'none' THEN 3
+                 WHEN source = 'tool_trusted' THEN 2 ELSE 1 END) AS worst
+    FROM argument_provenance GROUP BY event_id
 ), novel AS (
-    SELECT e.*, coalesce(b.n, 0) AS baseline_n
+    SELECT e.*, coalesce(b.n, 0) AS baseline_n, p.worst
     FROM egress e
     CROSS JOIN win w
     LEFT JOIN baseline b ON b.agent_id = e.agent_id
+    LEFT JOIN provenance p ON p.event_id = e.event_id
     WHERE e.day >= w.window_start AND e.day <= w.as_of_day AND e.task_id IS NOT NULL
       AND coalesce(b.n, 0) >= $min_baseline_egress
       AND NOT coalesce(list_contains(b.known, e.dest_key), false)
@@ -43,6 +49,11 @@ SELECT task_id AS entity_id, any_value(agent_id) AS agent_id, task_id,
     'egress to ' || count(DISTINCT dest_key) || ' destination(s) new for agent ' || any_value(agent_id)
         || ': ' || array_to_string(list_sort(list(DISTINCT dest_key)), ', ')
         || ' (baseline: ' || any_value(baseline_n) || ' egress actions over the previous '
-        || $baseline_days || ' days)' AS detail
+        || $baseline_days || ' days)'
+        || CASE max(coalesce(worst, 0))
+               WHEN 4 THEN '; an argument came from untrusted tool output (see untrusted_instruction_action)'
+               WHEN 3 THEN '; an argument appeared in no captured content (model-made)'
+               WHEN 0 THEN '; content not captured: where the destination came from is unknown'
+               ELSE '; arguments came from the user or trusted tools' END AS detail
 FROM novel
 GROUP BY task_id

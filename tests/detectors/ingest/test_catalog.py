@@ -494,7 +494,15 @@ def test_default_internal_domains_come_from_the_shipped_catalog(ingest: Ingester
 
 
 def test_catalog_report_lists_unmapped_tools_by_count(ingest: Ingester, tmp_path: Path):
-    catalog = write_catalog(tmp_path, {"tools": [{"tool": "known_tool", "action": "read"}]})
+    catalog = write_catalog(
+        tmp_path,
+        {
+            "tools": [
+                {"tool": "known_tool", "action": "read", "output_trust": "trusted"},
+                {"tool": "half_known", "action": "read"},
+            ]
+        },
+    )
     ingest_with(
         ingest,
         catalog,
@@ -507,23 +515,48 @@ def test_catalog_report_lists_unmapped_tools_by_count(ingest: Ingester, tmp_path
             act(6, "known_tool"),
             act(7, "known_tool"),
             act(8, "frobnicate", annotations={"destructiveHint": True}),
+            act(9, "read_inbox", annotations={"readOnlyHint": True}),
+            act(10, "half_known"),
         ],
     )
     report = catalog_report(ingest.con)
-    assert report[0] == ("mystery_tool", None, "unknown", "unknown", 3)
-    assert report[1] == ("frobnicate", None, "mcp_annotation", "delete", 1)  # ties by tool name
-    assert sorted(report[2:], key=lambda r: r[1] or "") == [
-        ("getThing", None, "tool_name", "read", 1),
-        ("getThing", "crm", "tool_name", "read", 1),
+    assert report[0] == ("mystery_tool", None, "unknown", "unknown", "default", "trusted", 3)
+    # Ties by tool name; a mapped class with a defaulted trust is listed too.
+    assert report[1] == ("frobnicate", None, "mcp_annotation", "delete", "default", "trusted", 1)
+    assert sorted(report[2:4], key=lambda r: r[1] or "") == [
+        ("getThing", None, "tool_name", "read", "default", "trusted", 1),
+        ("getThing", "crm", "tool_name", "read", "default", "trusted", 1),
     ]
+    assert report[4] == ("half_known", None, "catalog", "read", "default", "trusted", 1)
+    # An inbox is untrusted by its name.
+    assert report[5] == ("read_inbox", None, "mcp_annotation", "read", "tool_name", "untrusted", 1)
     assert all(r[0] != "known_tool" for r in report)
-    assert catalog_report(ingest.con, limit=1) == [("mystery_tool", None, "unknown", "unknown", 3)]
+    assert catalog_report(ingest.con, limit=1) == [report[0]]
 
 
 def test_catalog_report_is_empty_when_everything_is_mapped(ingest: Ingester, tmp_path: Path):
-    catalog = write_catalog(tmp_path, {"tools": [{"tool": "*", "action": "read"}]})
+    catalog = write_catalog(
+        tmp_path, {"tools": [{"tool": "*", "action": "read", "output_trust": "untrusted"}]}
+    )
     ingest_with(ingest, catalog, [act(1, "anything"), act(2, "else")])
     assert catalog_report(ingest.con) == []
+
+
+def test_output_trust_and_critical_args_are_validated(tmp_path: Path):
+    bad_trust = write_catalog(tmp_path, {"tools": [{"tool": "x", "output_trust": "maybe"}]})
+    with pytest.raises(CatalogError, match=r"tools\[0\]: field 'output_trust' must be one of"):
+        load_catalog(bad_trust)
+    bad_args = write_catalog(tmp_path, {"tools": [{"tool": "x", "critical_args": ["a b"]}]})
+    with pytest.raises(
+        CatalogError, match="field 'critical_args' must be a list of argument names"
+    ):
+        load_catalog(bad_args)
+    good = write_catalog(
+        tmp_path,
+        {"tools": [{"tool": "x", "output_trust": "untrusted", "critical_args": "recipient"}]},
+    )
+    entry = load_catalog(good).entries[0]
+    assert (entry.output_trust, entry.critical_args) == ("untrusted", ("recipient",))
 
 
 # --- loading and validation ------------------------------------------------------------------------------

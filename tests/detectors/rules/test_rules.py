@@ -36,7 +36,8 @@ def test_rule_case(ingest: Ingester, rule, polarity: str, case: dict):
     report = ingest.lines("case.jsonl", case["records"], fmt="native")
     assert report.total("rejected") == 0, ingest.rows("SELECT reason FROM rejected_events")
     build_derived_tables(ingest.con)
-    hits = [dict(zip(HIT_COLUMNS, row, strict=True)) for row in run_rule(ingest.con, rule)]
+    columns = (*HIT_COLUMNS, *rule.meta["hit_overrides"])
+    hits = [dict(zip(columns, row, strict=True)) for row in run_rule(ingest.con, rule)]
     expect = case.get("expect", {})
     wanted = expect.get("findings", 1 if polarity == "positive" else 0)
     assert len(hits) == wanted, hits
@@ -44,6 +45,8 @@ def test_rule_case(ingest: Ingester, rule, polarity: str, case: dict):
         assert [h["entity_id"] for h in hits] == [expect["entity_id"]]
     if "evidence" in expect:
         assert hits[0]["evidence_event_ids"] == expect["evidence"]
+    if "severity" in expect:  # rules whose severity depends on the evidence (hit_overrides)
+        assert hits[0]["severity"] == expect["severity"], hits[0]
 
 
 def test_every_rule_has_positive_and_negative_cases():

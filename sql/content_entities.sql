@@ -1,0 +1,158 @@
+-- Entities in captured content and in tool-call arguments (p_content), as keyed hashes with their
+-- origin, into p_entities (committed to content_entities by ingest_commit.sql). Raw text stays in
+-- this batch's temp tables. Inputs: p_content, p_actions_classified, tool_trust, $content_chars,
+-- $content_keep_text.
+--
+-- Entities: e-mail addresses, URLs and hosts, IBANs, phone numbers, file names, quoted strings, tokens with
+-- digits (ids, amounts, dates), capitalised multi-word names, and every scalar value of a JSON
+-- document or of a "key: value" line (YAML-like tool output) as a whole. All are normalised the
+-- same way (cw_norm_entity) so that an argument and the text it came from hash alike:
+-- lower case; no scheme, "mailto:", surrounding quotes or trailing punctuation / slash; IBANs
+-- without spaces; phone-like numbers as digits; "100.50" as "100.5".
+-- in_text: the entity sits inside longer text (a sentence), not as a whole field value.
+-- instruction_like: the text around it addresses the agent with instructions (injection markers).
+
+CREATE OR REPLACE TEMP MACRO cw_norm_core(v) AS
+    regexp_replace(regexp_replace(regexp_replace(lower(trim(v)),
+        '^(mailto:|[a-z][a-z0-9+.-]*://)', ''),
+        '^[\s''"`“‘(\[<]+', ''),
+        '[\s/.,;:!?''"`”’)\]>]+$', '');
+
+CREATE OR REPLACE TEMP MACRO cw_norm_shape(x) AS CASE
+    WHEN regexp_full_match(x, '[a-z]{2}[0-9]{2}( ?[a-z0-9]){10,34}') THEN replace(x, ' ', '')
+    WHEN regexp_full_match(x, '\+?[0-9][0-9 ().-]{6,}[0-9]') THEN regexp_replace(x, '[^0-9+]', '', 'g')
+    WHEN regexp_full_match(x, '-?[0-9]+\.[0-9]+') THEN rtrim(rtrim(x, '0'), '.')
+    ELSE x END;
+
+CREATE OR REPLACE TEMP MACRO cw_norm_entity(v) AS cw_norm_shape(cw_norm_core(v));
+
+-- Injection markers: text that addresses the model or overrides its instructions.
+CREATE OR REPLACE TEMP MACRO cw_instruction_like(t) AS regexp_matches(t,
+    '(?i)(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)*(previous|prior|above|earlier|preceding|original|former)\s+(instructions?|prompts?|messages?|directions?|tasks?|rules)'
+    || '|</?\s*(information|instructions?|system|important|admin|assistant)\s*>'
+    || '|\b(important|urgent|new|updated|additional)\s+(message|instructions?|notice|directive|task)s?\s+(from|for|to)\b'
+    || '|\b(before|after)\s+(you|u)\s+(can\s+|may\s+|could\s+)?(solve|complete|finish|continue|proceed|answer|do|respond)'
+    || '|\b(to|for|dear|hey|attention)\s+(the\s+)?(ai|llm|assistant|agent|model|bot|chatbot)\b'
+    || '|\b(ai|llm|language)\s+(assistant|agent|model)\b'
+    || '|\b(you|assistant|agent)\s+(must|should|need\s+to|have\s+to|are\s+required\s+to|are\s+instructed\s+to)\s+(first\s+|now\s+|also\s+|immediately\s+|urgently\s+)?(send|transfer|pay|wire|e-?mail|forward|delete|remove|visit|open|click|go\s+to|invite|add|book|reserve|change|update|reset|share|post|upload|grant|create|schedule|make)'
+    || '|\b(assistant|ai|agent|chatbot|llm|model)\s*[:,]\s*(please\s+)?(now\s+|also\s+|first\s+)?(send|transfer|pay|wire|e-?mail|forward|delete|remove|visit|open|click|go\s+to|invite|add|book|reserve|change|update|reset|share|post|upload|grant|create|schedule|make|ignore)'
+    || '|\bsystem\s+(message|prompt|override|instruction|update|notice|administrator)'
+    || '|\b(todo|note\s+to\s+(the\s+)?(assistant|ai|agent|model))\s*:'
+    || '|\b(do\s+not|don''t|never)\s+(tell|inform|mention|notify|reveal\s+(this\s+)?to|let)\s+(this\s+)?(to\s+)?the\s+user'
+    || '|\bwithout\s+(telling|informing|asking|notifying)\s+the\s+user'
+    || '|\[\s*(system|admin|instructions?|inst)\s*\]|<<\s*sys\s*>>|\bnew\s+instructions?\s*:');
+
+-- Tool results repeat in every later prompt of a conversation: keep the first copy of each.
+CREATE OR REPLACE TEMP TABLE c_rows AS
+WITH named AS (
+    SELECT c.*,
+        coalesce(c.tool, a.tool, m.tool) AS tool_name,
+        coalesce(pa.output_trust, tt.output_trust) AS own_trust
+    FROM p_content c
+    LEFT JOIN (SELECT trace_id, call_id, any_value(tool) AS tool FROM p_content
+               WHERE origin = 'argument' AND call_id IS NOT NULL GROUP BY ALL) a
+        ON c.tool IS NULL AND a.trace_id = c.trace_id AND a.call_id = c.call_id
+    LEFT JOIN (SELECT trace_id, call_id, any_value(tool) AS tool FROM p_content
+               WHERE origin = 'model' AND call_id IS NOT NULL AND tool IS NOT NULL GROUP BY ALL) m
+        ON c.tool IS NULL AND m.trace_id = c.trace_id AND m.call_id = c.call_id
+    LEFT JOIN p_actions_classified pa ON c.origin IN ('tool', 'argument') AND pa.event_id = c.event_id
+    LEFT JOIN tool_trust tt ON tt.tool = coalesce(c.tool, a.tool, m.tool)
+    WHERE c.body IS NOT NULL AND c.body <> ''
+)
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id, origin, tool_name AS tool, call_id,
+    CASE WHEN origin = 'tool' THEN coalesce(own_trust, 'untrusted') END AS trust,
+    body, cw_instruction_like(body) AS instruction_like,
+    source_format, source_file, source_offset, source_line, source_record,
+    row_number() OVER () AS content_no
+FROM named
+QUALIFY origin = 'argument' OR row_number() OVER (
+    PARTITION BY trace_id, origin, coalesce(call_id, ''), md5(body) ORDER BY ts, event_id) = 1;
+
+-- Segments: each JSON scalar (with its top-level key), each "key: value" line's value, and the
+-- whole text of a non-JSON body.
+CREATE OR REPLACE TEMP TABLE c_segments AS
+WITH parsed AS (
+    SELECT *, coalesce(CASE WHEN json_valid(body) THEN json_type(body::JSON) IN ('OBJECT', 'ARRAY') END, false) AS is_json FROM c_rows
+), leaves AS (
+    SELECT p.content_no, regexp_extract(jt.fullkey, '^\$\.("([^"]*)"|([^.\[]+))', 0) AS top_key,
+        cw_json_body(jt.atom) AS seg, true AS is_field
+    FROM (SELECT content_no, body::JSON AS j FROM parsed WHERE is_json) p, json_tree(p.j) jt
+    WHERE jt.atom IS NOT NULL AND json_type(jt.atom) <> 'NULL'
+), scalars AS (
+    SELECT content_no, '$' AS top_key,
+        CASE WHEN coalesce(CASE WHEN json_valid(body) THEN json_type(body::JSON) = 'VARCHAR' END, false) THEN body::JSON ->> '$' ELSE body END AS seg,
+        length(body) <= 200 AND NOT contains(body, chr(10)) AS is_field
+    FROM parsed WHERE NOT is_json
+), lines AS (
+    SELECT content_no, '$' AS top_key,
+        unnest(regexp_extract_all(body, '(?m)^[ \t]*(?:-[ \t]+)?[A-Za-z_][A-Za-z0-9_ .-]{0,40}:[ \t]+(\S.*?)[ \t]*$', 1)) AS seg,
+        true AS is_field
+    FROM parsed WHERE NOT is_json AND origin <> 'argument'
+)
+SELECT content_no, regexp_replace(top_key, '^\$\.("|)|"$', '', 'g') AS top_key, left(seg, $content_chars) AS seg, is_field
+FROM (SELECT * FROM leaves UNION ALL SELECT * FROM scalars UNION ALL SELECT * FROM lines)
+WHERE seg IS NOT NULL AND seg <> '';
+
+CREATE OR REPLACE TEMP TABLE c_found AS
+WITH exact AS (
+    SELECT content_no, top_key, 'value' AS kind, seg AS raw, false AS in_text
+    FROM c_segments WHERE is_field AND length(seg) <= 200
+), inside AS (
+    SELECT content_no, top_key, seg, is_field, k.kind,
+        regexp_extract_all(seg, k.pattern, k.grp) AS hits
+    FROM c_segments,
+    (VALUES ('email', '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', 0),
+            ('url', '(?i)(?:https?://|www\.)[^\s"''<>\\)\]}`,;]+', 0),
+            ('host', '(?i)\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:com|org|net|io|dev|ai|co|uk|de|fr|info|biz|app|xyz|me|us|eu|ch|site|online|gov|edu|ru|cn|in|nl|es|it|se|no|pl|top|tech|store|shop|link|live|cloud|example)\b', 0),
+            ('iban', '(?i)\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{10,30}|(?: [A-Z0-9]{4}){2,7}(?: [0-9]{1,4})?)\b', 0),
+            ('phone', '\+?[0-9][0-9 ().-]{7,18}[0-9]', 0),
+            ('quoted', '''([^''\n]{1,120})''', 1),
+            ('quoted', '"([^"\n]{1,120})"', 1),
+            ('quoted', '“([^”\n]{1,120})”', 1),
+            ('quoted', '`([^`\n]{1,120})`', 1),
+            ('file', '(?i)[A-Za-z0-9_./~-]*[A-Za-z0-9_-]\.(?:txt|pdf|docx?|xlsx?|csv|json|md|pptx?|png|jpe?g|gif|html?|ya?ml|zip|log|eml|ics|py|sh)\b', 0),
+            ('token', '\b[A-Za-z0-9_-]*[0-9][A-Za-z0-9_-]*\b', 0),
+            ('name', '\b[A-Z][A-Za-z''&.-]+(?:[ ](?:[A-Z][A-Za-z''&.-]+|of|the|de|la|le|du|and|&|[0-9]+)){1,5}', 0)
+    ) k(kind, pattern, grp)
+)
+SELECT * FROM exact
+UNION ALL
+SELECT content_no, top_key, kind, hit, NOT (is_field AND cw_norm_entity(hit) = cw_norm_entity(seg))
+FROM (SELECT content_no, top_key, seg, is_field, kind, unnest(hits) AS hit FROM inside);
+
+-- One row per (content row, argument, entity): kept as-field if it is ever a whole field value.
+CREATE OR REPLACE TEMP TABLE p_entities AS
+WITH hashed AS (
+    SELECT f.content_no, CASE WHEN r.origin = 'argument' THEN nullif(f.top_key, '') END AS argument,
+        f.kind, f.in_text, cw_keyed('content', f.norm) AS entity_hash
+    FROM (SELECT *, cw_norm_entity(raw) AS norm FROM c_found) f
+    JOIN c_rows r USING (content_no)
+    WHERE length(f.norm) >= 2 AND f.norm NOT IN ('true', 'false', 'null', 'none')
+      -- Arguments: the whole value of each argument, and the addresses inside it.
+      AND (r.origin <> 'argument' OR f.kind IN ('value', 'email', 'url', 'iban'))
+), grouped AS (
+    SELECT content_no, argument, entity_hash,
+        arg_min(kind, CASE kind WHEN 'value' THEN 0 WHEN 'email' THEN 1 WHEN 'iban' THEN 2 WHEN 'url' THEN 3
+            WHEN 'phone' THEN 4 WHEN 'file' THEN 5 WHEN 'host' THEN 5 WHEN 'quoted' THEN 6 WHEN 'name' THEN 7 ELSE 8 END) AS entity_kind,
+        bool_and(in_text) AS in_text
+    FROM hashed GROUP BY content_no, argument, entity_hash
+)
+SELECT r.event_id, r.ts, r.trace_id, r.span_id, r.task_id, r.agent_id, r.origin, r.tool, r.trust,
+    r.call_id, g.argument, g.entity_kind, g.entity_hash, g.in_text, r.instruction_like,
+    -- Critical arguments: the catalog's critical_args and destination_args when it names any,
+    -- else every argument that is not prose (a body, subject, description, query...).
+    CASE WHEN r.origin = 'argument' THEN
+        CASE WHEN len(coalesce(a.critical_args, [])) > 0 THEN list_contains(a.critical_args, g.argument)
+             ELSE NOT regexp_full_match(lower(coalesce(g.argument, '')),
+                '(body|content|contents|text|message|messages|subject|description|desc|notes?|comments?|summary|title|query|q|prompt|instructions?|reason|caption|markdown|html|data|payload|question|answer|language|format|limit|n|count|page_size|offset|sort|order)')
+        END END AS critical,
+    r.source_format, r.source_file, r.source_offset, r.source_line, r.source_record
+FROM grouped g JOIN c_rows r USING (content_no)
+LEFT JOIN p_actions_classified a ON r.origin = 'argument' AND a.event_id = r.event_id;
+
+-- Opt-in (content_keep_text): the redacted text of each captured content row, for investigation.
+CREATE OR REPLACE TEMP TABLE p_content_text AS
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id, origin, tool, trust, call_id,
+    left(cw_redact(left(body, $content_chars * 2)), $content_chars) AS text, instruction_like,
+    source_format, source_file, source_offset, source_line, source_record
+FROM c_rows WHERE $content_keep_text AND origin <> 'argument';

@@ -1,0 +1,159 @@
+-- OTel GenAI opt-in content on OTLP spans, into p_content (read for entities, never stored raw).
+-- Runs after parse_otlp.sql, only when content capture is on. Shapes read (docs/schema.md,
+-- "Content capture"):
+--   * gen_ai.input.messages / gen_ai.output.messages: [{"role", "parts": [...]}] with part types
+--     text {content}, tool_call {id, name, arguments}, tool_call_response {id, response}; as a
+--     JSON string or a structured AnyValue; OpenAI-style messages ({"role","content","tool_calls",
+--     "tool_call_id"}) are read too;
+--   * gen_ai.system_instructions: [parts] (or one string);
+--   * gen_ai.tool.call.result on execute_tool spans;
+--   * older forms: gen_ai.prompt / gen_ai.completion (JSON messages or text), the flattened
+--     gen_ai.prompt.N.role|content|tool_call_id and gen_ai.completion.N.content, and span events
+--     gen_ai.system.message, gen_ai.user.message, gen_ai.assistant.message, gen_ai.tool.message
+--     (content, id) and gen_ai.choice (message).
+-- origin by role: user|human -> user, system|developer -> system, tool|function|ipython -> tool,
+-- anything else -> model. Input messages are dated at the span's start, output at its end.
+
+CREATE OR REPLACE TEMP MACRO cw_role_origin(role) AS CASE
+    WHEN lower(role) IN ('user', 'human') THEN 'user'
+    WHEN lower(role) IN ('system', 'developer') THEN 'system'
+    WHEN lower(role) IN ('tool', 'function', 'ipython', 'tool_result') THEN 'tool'
+    ELSE 'model' END;
+
+-- Tool results on the tool's own span.
+INSERT INTO p_content
+SELECT event_id, coalesce(end_ts, ts), trace_id, span_id, task_id, agent_id, 'tool',
+    coalesce(cw_attr_text(attrs, 'gen_ai.tool.name'), cw_attr_text(attrs, 'mcp.tool.name'),
+             nullif(trim(regexp_replace(name, '^execute_tool', '')), ''), 'unknown_tool'),
+    cw_attr_text(attrs, 'gen_ai.tool.call.id'),
+    cw_any_doc(cw_attr(attrs, 'gen_ai.tool.call.result')),
+    'otlp', source_file, source_offset, source_line, source_record
+FROM o_resolved WHERE cw_attr(attrs, 'gen_ai.tool.call.result') IS NOT NULL;
+
+-- Message documents on any span: (which list, its date, its text).
+CREATE OR REPLACE TEMP TABLE oc_docs AS
+WITH docs AS (
+    SELECT o.*, d.which, d.default_role,
+        CASE WHEN d.at_end THEN coalesce(o.end_ts, o.ts) ELSE o.ts END AS doc_ts,
+        cw_any_doc(cw_attr(o.attrs, d.attr_key)) AS doc
+    FROM o_resolved o,
+    (VALUES ('gen_ai.input.messages', 'input', 'user', false),
+            ('gen_ai.output.messages', 'output', 'assistant', true),
+            ('gen_ai.system_instructions', 'system', 'system', false),
+            ('gen_ai.prompt', 'input', 'user', false),
+            ('gen_ai.completion', 'output', 'assistant', true)) d(attr_key, which, default_role, at_end)
+    WHERE list_contains(list_transform(o.attrs, a -> a.key), d.attr_key)
+)
+SELECT event_id, doc_ts AS ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
+    source_line, source_record, which, default_role, doc,
+    coalesce(CASE WHEN json_valid(doc) THEN json_type(doc::JSON) IN ('ARRAY', 'OBJECT') END, false) AS is_json
+FROM docs WHERE doc IS NOT NULL AND doc <> '';
+
+-- One row per message. System instructions are a list of parts, not of messages.
+CREATE OR REPLACE TEMP TABLE oc_msgs AS
+WITH listed AS (
+    SELECT *, CASE WHEN json_type(doc::JSON) = 'ARRAY' THEN json_transform(doc::JSON, '["JSON"]')
+                   ELSE [doc::JSON] END AS items
+    FROM oc_docs WHERE is_json
+), items AS (
+    SELECT * EXCLUDE (items), unnest(items) AS item FROM listed
+)
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id, source_file, source_offset, source_line,
+    source_record,
+    CASE WHEN which = 'system' THEN 'system' ELSE coalesce(item ->> 'role', default_role) END AS role,
+    CASE WHEN which = 'system' THEN [item]
+         WHEN json_type(item -> 'parts') = 'ARRAY' THEN json_transform(item -> 'parts', '["JSON"]')
+         WHEN json_type(item -> 'content') = 'ARRAY' THEN json_transform(item -> 'content', '["JSON"]')
+         WHEN json_type(item) = 'VARCHAR' THEN [item]
+         WHEN (item -> 'content') IS NOT NULL AND json_type(item -> 'content') <> 'NULL' THEN [item -> 'content']
+         ELSE [] END AS parts,
+    CASE WHEN json_type(item -> 'tool_calls') = 'ARRAY' THEN json_transform(item -> 'tool_calls', '["JSON"]') END AS tool_calls,
+    item ->> 'tool_call_id' AS tool_call_id
+FROM items
+UNION ALL
+-- A plain-text prompt or completion is one message.
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id, source_file, source_offset, source_line,
+    source_record, default_role, [to_json(doc)], NULL, NULL
+FROM oc_docs WHERE NOT is_json;
+
+INSERT INTO p_content
+WITH parts AS (
+    SELECT * EXCLUDE (parts), unnest(parts) AS part FROM oc_msgs
+)
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id,
+    CASE WHEN part ->> 'type' = 'tool_call' THEN 'model'
+         WHEN part ->> 'type' = 'tool_call_response' THEN 'tool'
+         ELSE cw_role_origin(role) END,
+    CASE WHEN part ->> 'type' = 'tool_call' THEN part ->> 'name' END,
+    CASE WHEN part ->> 'type' IN ('tool_call', 'tool_call_response') THEN part ->> 'id'
+         ELSE tool_call_id END,
+    CASE WHEN json_type(part) = 'VARCHAR' THEN part ->> '$'
+         WHEN part ->> 'type' = 'tool_call' THEN cw_json_body(part -> 'arguments')
+         WHEN part ->> 'type' = 'tool_call_response' THEN cw_json_body(part -> 'response')
+         ELSE coalesce(cw_json_body(part -> 'content'), cw_json_body(part -> 'text')) END,
+    'otlp', source_file, source_offset, source_line, source_record
+FROM parts
+UNION ALL
+-- OpenAI-style tool calls on an assistant message.
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id, 'model',
+    coalesce(tc -> 'function' ->> 'name', tc ->> 'name'), tc ->> 'id',
+    coalesce(cw_json_body(tc -> 'function' -> 'arguments'), cw_json_body(tc -> 'arguments')),
+    'otlp', source_file, source_offset, source_line, source_record
+FROM (SELECT *, unnest(tool_calls) AS tc FROM oc_msgs WHERE tool_calls IS NOT NULL);
+
+-- Flattened attributes: gen_ai.prompt.N.role / .content / .tool_call_id, gen_ai.completion.N.*.
+INSERT INTO p_content
+WITH flat AS (
+    SELECT o.event_id, o.ts, o.end_ts, o.trace_id, o.span_id, o.task_id, o.agent_id, o.source_file,
+        o.source_offset, o.source_line, o.source_record,
+        regexp_extract(a.key, '^gen_ai\.(prompt|completion)\.([0-9]+)\.(role|content|tool_call_id)$', 1) AS side,
+        regexp_extract(a.key, '^gen_ai\.(prompt|completion)\.([0-9]+)\.(role|content|tool_call_id)$', 2) AS idx,
+        regexp_extract(a.key, '^gen_ai\.(prompt|completion)\.([0-9]+)\.(role|content|tool_call_id)$', 3) AS field,
+        cw_any_doc(a.value) AS val
+    FROM (SELECT *, unnest(attrs) AS a FROM o_resolved
+          WHERE list_bool_or(list_transform(attrs, x -> starts_with(x.key, 'gen_ai.prompt.')
+                                                        OR starts_with(x.key, 'gen_ai.completion.')))) o
+    WHERE regexp_matches(a.key, '^gen_ai\.(prompt|completion)\.[0-9]+\.(role|content|tool_call_id)$')
+), msgs AS (
+    SELECT event_id, side, idx,
+        any_value(CASE WHEN side = 'completion' THEN coalesce(end_ts, ts) ELSE ts END) AS ts,
+        any_value(trace_id) AS trace_id, any_value(span_id) AS span_id, any_value(task_id) AS task_id,
+        any_value(agent_id) AS agent_id, any_value(source_file) AS source_file,
+        any_value(source_offset) AS source_offset, any_value(source_line) AS source_line,
+        any_value(source_record) AS source_record,
+        max(val) FILTER (WHERE field = 'role') AS role, max(val) FILTER (WHERE field = 'content') AS content,
+        max(val) FILTER (WHERE field = 'tool_call_id') AS tool_call_id
+    FROM flat GROUP BY event_id, side, idx
+)
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id,
+    cw_role_origin(coalesce(role, CASE WHEN side = 'prompt' THEN 'user' ELSE 'assistant' END)),
+    NULL, tool_call_id, content, 'otlp', source_file, source_offset, source_line, source_record
+FROM msgs WHERE content IS NOT NULL AND content <> '';
+
+-- Span events of the older conventions.
+INSERT INTO p_content
+WITH ev AS (
+    SELECT o.event_id, o.trace_id, o.span_id, o.task_id, o.agent_id, o.source_file, o.source_offset,
+        o.source_line, o.source_record, o.ts AS span_ts, e.name AS event_name,
+        cw_epoch_us(try_cast(e.timeUnixNano ->> '$' AS HUGEINT) // 1000) AS event_ts,
+        coalesce(cw_any_doc(cw_attr(e.attributes, 'content')), cw_any_doc(cw_attr(e.attributes, 'gen_ai.event.content')),
+                 cw_any_doc(cw_attr(e.attributes, 'body'))) AS content,
+        cw_any_doc(cw_attr(e.attributes, 'message')) AS message,
+        coalesce(cw_attr_text(e.attributes, 'id'), cw_attr_text(e.attributes, 'tool_call_id')) AS call_id
+    FROM (SELECT *, unnest(events) AS e FROM o_resolved WHERE len(events) > 0) o
+    WHERE e.name IN ('gen_ai.system.message', 'gen_ai.user.message', 'gen_ai.assistant.message',
+                     'gen_ai.tool.message', 'gen_ai.choice')
+), bodies AS (
+    SELECT *,
+        CASE WHEN coalesce(CASE WHEN json_valid(coalesce(message, content)) THEN json_type(coalesce(message, content)::JSON) = 'OBJECT' END, false)
+             THEN coalesce(message, content)::JSON END AS obj
+    FROM ev
+)
+SELECT event_id, coalesce(event_ts, span_ts), trace_id, span_id, task_id, agent_id,
+    CASE event_name WHEN 'gen_ai.system.message' THEN 'system' WHEN 'gen_ai.user.message' THEN 'user'
+        WHEN 'gen_ai.tool.message' THEN 'tool' ELSE 'model' END,
+    NULL, coalesce(call_id, obj ->> 'id', obj ->> 'tool_call_id'),
+    CASE WHEN obj IS NOT NULL AND (obj -> 'content') IS NOT NULL THEN cw_json_body(obj -> 'content')
+         ELSE coalesce(content, message) END,
+    'otlp', source_file, source_offset, source_line, source_record
+FROM bodies WHERE coalesce(content, message) IS NOT NULL;
