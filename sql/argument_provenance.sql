@@ -5,7 +5,8 @@
 -- URL / IBAN inside it, was seen there at or before the action (never the action's own result).
 --   source: user (the prompt or system instructions) wins; else the earliest tool result
 --           (tool_trusted / tool_untrusted; on a tie the untrusted one); else history (the agent
---           passed the same value in an earlier task); else none (model-made, or not captured).
+--           passed the same value in an earlier task where its user or a trusted tool gave it, or
+--           where nothing was captured); else none (model-made, or not captured).
 --   content_captured: the task has captured content at all; without it only history / none can
 --           be said, and the rules say so.
 -- Column meanings: docs/schema.md, "argument_provenance".
@@ -39,9 +40,19 @@ WITH owned AS (
             ORDER BY source_ts, CASE WHEN trust = 'untrusted' THEN 0 ELSE 1 END, source_event_id) AS rn
         FROM seen WHERE origin = 'tool') ranked
     WHERE rn = 1
+), established AS (
+    -- Values an agent passed in a task where they were legitimately known: that task's user or a
+    -- trusted tool gave them, or no content was captured to say otherwise. A value an earlier
+    -- injection planted does not become history.
+    SELECT DISTINCT h.agent_id, h.task_id, h.ts, h.entity_hash
+    FROM owned h
+    WHERE h.origin = 'argument'
+      AND (h.task_id NOT IN (SELECT task_id FROM owned WHERE origin IN ('user', 'system', 'tool') AND task_id IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM owned k WHERE k.task_id = h.task_id AND k.entity_hash = h.entity_hash
+                      AND (k.origin IN ('user', 'system') OR (k.origin = 'tool' AND k.trust = 'trusted'))))
 ), history AS (
     SELECT DISTINCT g.event_id, g.argument
-    FROM args g JOIN owned h ON h.origin = 'argument' AND h.agent_id = g.agent_id
+    FROM args g JOIN established h ON h.agent_id = g.agent_id
         AND h.entity_hash = g.entity_hash AND h.task_id <> g.task_id AND h.ts < g.ts
 ), evidence AS (
     SELECT event_id, argument,

@@ -47,7 +47,7 @@ SELECT w.tool, w.system, m.entry_no, m.catalog_system, m.system_named, m.action_
         WHEN t IN ('grant', 'permission', 'permissions', 'policy', 'sudo', 'escalate', 'admin', 'chmod', 'chown') THEN 'admin'
         WHEN t IN ('delete', 'remove', 'destroy', 'drop', 'purge', 'terminate', 'erase', 'truncate', 'unlink', 'wipe') THEN 'delete'
         WHEN t IN ('send', 'post', 'share', 'email', 'mail', 'upload', 'invite', 'publish', 'notify', 'forward', 'tweet', 'transfer', 'wire', 'pay', 'payout', 'sms', 'webhook') THEN 'egress'
-        WHEN t IN ('create', 'update', 'write', 'put', 'set', 'insert', 'modify', 'edit', 'patch', 'append', 'add', 'commit', 'merge', 'save', 'tag', 'attach', 'copy', 'move', 'rename', 'run', 'execute', 'exec', 'invoke', 'start', 'stop', 'restart', 'deploy', 'apply', 'push', 'comment', 'close', 'open_pr') THEN 'write'
+        WHEN t IN ('create', 'update', 'write', 'put', 'set', 'insert', 'modify', 'edit', 'patch', 'append', 'add', 'commit', 'merge', 'save', 'tag', 'attach', 'copy', 'move', 'rename', 'run', 'execute', 'exec', 'invoke', 'start', 'stop', 'restart', 'deploy', 'apply', 'push', 'comment', 'close', 'open_pr', 'reserve', 'book', 'booking', 'schedule', 'cancel', 'register', 'subscribe', 'order', 'purchase', 'buy', 'rent', 'reset', 'change') THEN 'write'
         WHEN t IN ('get', 'read', 'list', 'search', 'fetch', 'query', 'describe', 'lookup', 'find', 'retrieve', 'view', 'download', 'head', 'scan', 'select', 'browse', 'load', 'check', 'count', 'summarize', 'inspect', 'cat', 'grep') THEN 'read'
     END), x -> x IS NOT NULL)[1] AS name_class
 FROM words w LEFT JOIN matched m ON m.tool = w.tool AND m.system IS NOT DISTINCT FROM w.system;

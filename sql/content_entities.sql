@@ -4,18 +4,20 @@
 -- $content_keep_text.
 --
 -- Entities: e-mail addresses, URLs and hosts, IBANs, phone numbers, file names, quoted strings, tokens with
--- digits (ids, amounts, dates), capitalised multi-word names, and every scalar value of a JSON
--- document or of a "key: value" line (YAML-like tool output) as a whole. All are normalised the
+-- digits (ids, amounts, dates), capitalised multi-word names, every scalar value of a JSON
+-- document or field value of text (YAML lines, quoted values in reprs, HTML cells) as a whole,
+-- and, for the user's request and system instructions, every word and run of 2-3 words. All are normalised the
 -- same way (cw_norm_entity) so that an argument and the text it came from hash alike:
 -- lower case; no scheme, "mailto:", surrounding quotes or trailing punctuation / slash; IBANs
 -- without spaces; phone-like numbers as digits; "100.50" as "100.5".
 -- in_text: the entity sits inside longer text (a sentence), not as a whole field value.
--- instruction_like: the text around it addresses the agent with instructions (injection markers).
+-- instruction_like: the text around it addresses the agent with instructions (injection markers),
+-- or names one of the agent's tools (tool-knowledge injections: "call send_money with ...").
 
 CREATE OR REPLACE TEMP MACRO cw_norm_core(v) AS
     regexp_replace(regexp_replace(regexp_replace(lower(trim(v)),
         '^(mailto:|[a-z][a-z0-9+.-]*://)', ''),
-        '^[\s''"`“‘(\[<]+', ''),
+        '^[\s''"`“‘(\[<#@]+', ''),
         '[\s/.,;:!?''"`”’)\]>]+$', '');
 
 CREATE OR REPLACE TEMP MACRO cw_norm_shape(x) AS CASE
@@ -36,7 +38,14 @@ CREATE OR REPLACE TEMP MACRO cw_instruction_like(t) AS regexp_matches(t,
     || '|\b(ai|llm|language)\s+(assistant|agent|model)\b'
     || '|\b(you|assistant|agent)\s+(must|should|need\s+to|have\s+to|are\s+required\s+to|are\s+instructed\s+to)\s+(first\s+|now\s+|also\s+|immediately\s+|urgently\s+)?(send|transfer|pay|wire|e-?mail|forward|delete|remove|visit|open|click|go\s+to|invite|add|book|reserve|change|update|reset|share|post|upload|grant|create|schedule|make)'
     || '|\b(assistant|ai|agent|chatbot|llm|model)\s*[:,]\s*(please\s+)?(now\s+|also\s+|first\s+)?(send|transfer|pay|wire|e-?mail|forward|delete|remove|visit|open|click|go\s+to|invite|add|book|reserve|change|update|reset|share|post|upload|grant|create|schedule|make|ignore)'
-    || '|\bsystem\s+(message|prompt|override|instruction|update|notice|administrator)'
+    || '|\bsystem[\s_-]+(message|prompt|override|instruction|update|notice|administrator)'
+    || '|\bimportant\s*!{2,}|\bstrictly\s+(adhere|follow)|\binstead\s*,?\s+(you\s+)?(should|must|will)\b'
+    || '|<\|im_(start|end)\|>|\btodo\b|\bnote\s+(for|to)\s+(the\s+)?(assistant|ai|agent|model|bot)'
+    || '|\b(assistant|ai|agent|model|bot)\s+(handling|reading|processing)\s+this'
+    || '|\bforget\s+(about\s+)?(the\s+|your\s+)?(user''?s?|previous|original|prior)\s+(request|task|instructions?|prompt)'
+    -- Tool knowledge: text that names a function the agent can call, or calls it.
+    || '|\b(use|call|invoke|run|with|via|using)\s+(the\s+)?`?[a-z][a-z0-9]*(_[a-z0-9]+)+`?(\s+(tool|function))?\b'
+    || '|\b[a-z][a-z0-9]*(_[a-z0-9]+)+\s*\([a-z_]*\s*[=:)]'
     || '|\b(todo|note\s+to\s+(the\s+)?(assistant|ai|agent|model))\s*:'
     || '|\b(do\s+not|don''t|never)\s+(tell|inform|mention|notify|reveal\s+(this\s+)?to|let)\s+(this\s+)?(to\s+)?the\s+user'
     || '|\bwithout\s+(telling|informing|asking|notifying)\s+the\s+user'
@@ -61,7 +70,12 @@ WITH named AS (
 )
 SELECT event_id, ts, trace_id, span_id, task_id, agent_id, origin, tool_name AS tool, call_id,
     CASE WHEN origin = 'tool' THEN coalesce(own_trust, 'untrusted') END AS trust,
-    body, cw_instruction_like(body) AS instruction_like,
+    body,
+    -- JSON escapes (\n) would hide word boundaries from the markers.
+    cw_instruction_like(regexp_replace(body, '\\[nrt"]', ' ', 'g'))
+        OR list_has_any(regexp_extract_all(lower(body), '[a-z][a-z0-9]*(?:_[a-z0-9]+)+'),
+                        (SELECT coalesce(list(DISTINCT lower(tool)), []) FROM p_actions WHERE contains(tool, '_')))
+        AS instruction_like,
     source_format, source_file, source_offset, source_line, source_record,
     row_number() OVER () AS content_no
 FROM named
@@ -84,8 +98,13 @@ WITH parsed AS (
         length(body) <= 200 AND NOT contains(body, chr(10)) AS is_field
     FROM parsed WHERE NOT is_json
 ), lines AS (
-    SELECT content_no, '$' AS top_key,
-        unnest(regexp_extract_all(body, '(?m)^[ \t]*(?:-[ \t]+)?[A-Za-z_][A-Za-z0-9_ .-]{0,40}:[ \t]+(\S.*?)[ \t]*$', 1)) AS seg,
+    -- Field values inside text: "key: value" lines (YAML), quoted values after ':', '=', '[' or
+    -- ',' (Python reprs, logs), and HTML cell / element text.
+    SELECT content_no, '$' AS top_key, unnest(
+        regexp_extract_all(body, '(?m)^[ \t]*(?:-[ \t]+)?[A-Za-z_][A-Za-z0-9_ .-]{0,40}:[ \t]+(\S.*?)[ \t]*$', 1)
+        || regexp_extract_all(body, '[:=\[,(]\s*''([^''\n]{1,200})''', 1)
+        || regexp_extract_all(body, '[:=\[,(]\s*"([^"\n]{1,200})"', 1)
+        || regexp_extract_all(body, '>\s*([^<>\n]{1,200}?)\s*<', 1)) AS seg,
         true AS is_field
     FROM parsed WHERE NOT is_json AND origin <> 'argument'
 )
@@ -117,6 +136,14 @@ WITH exact AS (
 )
 SELECT * FROM exact
 UNION ALL
+-- What the user and the system instructions say, word by word and in runs of two and three
+-- words: anything the user named (a channel, a topic, a hotel) counts as named by the user.
+SELECT content_no, top_key, 'phrase', unnest(w
+        || list_transform(range(1, len(w)), i -> w[i] || ' ' || w[i + 1])
+        || list_transform(range(1, len(w) - 1), i -> w[i] || ' ' || w[i + 1] || ' ' || w[i + 2])), true
+FROM (SELECT content_no, top_key, regexp_extract_all(lower(seg), '[^\s,;!?()\[\]{}<>"“”]+') AS w
+      FROM c_segments JOIN c_rows USING (content_no) WHERE origin IN ('user', 'system'))
+UNION ALL
 SELECT content_no, top_key, kind, hit, NOT (is_field AND cw_norm_entity(hit) = cw_norm_entity(seg))
 FROM (SELECT content_no, top_key, seg, is_field, kind, unnest(hits) AS hit FROM inside);
 
@@ -133,7 +160,8 @@ WITH hashed AS (
 ), grouped AS (
     SELECT content_no, argument, entity_hash,
         arg_min(kind, CASE kind WHEN 'value' THEN 0 WHEN 'email' THEN 1 WHEN 'iban' THEN 2 WHEN 'url' THEN 3
-            WHEN 'phone' THEN 4 WHEN 'file' THEN 5 WHEN 'host' THEN 5 WHEN 'quoted' THEN 6 WHEN 'name' THEN 7 ELSE 8 END) AS entity_kind,
+            WHEN 'phone' THEN 4 WHEN 'file' THEN 5 WHEN 'host' THEN 5 WHEN 'quoted' THEN 6 WHEN 'name' THEN 7
+            WHEN 'token' THEN 8 ELSE 9 END) AS entity_kind,
         bool_and(in_text) AS in_text
     FROM hashed GROUP BY content_no, argument, entity_hash
 )

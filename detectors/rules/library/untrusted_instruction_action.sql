@@ -12,6 +12,9 @@
 --   payee column), not inside prose; -$named_discount when the user named what the tool read
 --   (a file or page from the prompt); -$history_discount when the agent used the value before;
 --   -$trusted_discount when a trusted tool also returned it.
+-- Actions below $min_risk are not raised: a value from a source the user named or only ever a
+-- whole field, with no instruction-like text around it, is what acting on a request looks like
+-- (argument_provenance and the anomaly features still show it).
 -- One finding per task: its riskiest action first; every flagged action and the tool result
 -- that introduced its value are evidence. Tasks without captured content cannot be judged here
 -- (see egress_new_destination): the finding says so when content was captured for none.
@@ -38,6 +41,7 @@ WITH flagged AS (
         min(source_event_id) AS source_event_id, min(source_tool) AS source_tool,
         min(source_ts) AS source_ts
     FROM scored GROUP BY task_id, agent_id, event_id, ts, tool, action_class
+    HAVING max(risk) >= $min_risk
 ), ranked AS (
     SELECT *, row_number() OVER (PARTITION BY task_id ORDER BY risk DESC, ts, event_id) AS rank_in_task
     FROM per_action
