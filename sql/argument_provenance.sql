@@ -9,13 +9,15 @@
 --           where nothing was captured); else none (model-made, or not captured).
 --   content_captured: the task has captured content at all; without it only history / none can
 --           be said, and the rules say so.
+--   user_asked_to_act: the user's request asks for an action (not only to read or summarise);
+--           NULL when the request was not captured.
 -- Column meanings: docs/schema.md, "argument_provenance".
 
 CREATE OR REPLACE TABLE argument_provenance AS
 WITH owned AS (
     -- Content follows its carrying event into the task linking put it in.
     SELECT c.event_id, c.ts, c.origin, c.trust, c.tool, c.argument, c.entity_kind, c.entity_hash,
-        c.in_text, c.instruction_like, c.critical,
+        c.in_text, c.instruction_like, c.critical, c.asks_to_act,
         coalesce(a.task_id, s.task_id, c.task_id) AS task_id,
         coalesce(a.agent_id, s.agent_id, c.agent_id) AS agent_id
     FROM content_entities c
@@ -63,7 +65,10 @@ WITH owned AS (
         max(CASE WHEN origin = 'tool' AND trust = 'untrusted' AND instruction_like THEN 1 ELSE 0 END) = 1 AS untrusted_instruction
     FROM seen GROUP BY event_id, argument
 ), captured AS (
-    SELECT DISTINCT task_id FROM owned WHERE origin IN ('user', 'system', 'tool')
+    SELECT task_id,
+        -- NULL when the user's request was not captured.
+        max(CASE WHEN origin = 'user' THEN CASE WHEN asks_to_act THEN 1 ELSE 0 END END) AS asks_to_act
+    FROM owned WHERE origin IN ('user', 'system', 'tool') GROUP BY task_id
 ), user_named AS (
     -- Tool calls whose own arguments came from the user (a file or page the user named).
     SELECT DISTINCT a.event_id
@@ -87,7 +92,8 @@ SELECT p.task_id, p.agent_id, p.event_id, p.ts, p.tool, p.action_class, p.sensit
     coalesce(e.untrusted_in_text, false) AS untrusted_in_text,
     coalesce(e.untrusted_instruction, false) AS untrusted_instruction,
     un.event_id IS NOT NULL AS source_named_by_user,
-    c.task_id IS NOT NULL AS content_captured
+    c.task_id IS NOT NULL AS content_captured,
+    c.asks_to_act = 1 AS user_asked_to_act
 FROM per_argument p
 LEFT JOIN evidence e ON e.event_id = p.event_id AND e.argument = p.argument
 LEFT JOIN first_tool f ON f.event_id = p.event_id AND f.argument = p.argument

@@ -3,8 +3,8 @@
 -- this batch's temp tables. Inputs: p_content, p_actions_classified, tool_trust, $content_chars,
 -- $content_keep_text.
 --
--- Entities: e-mail addresses, URLs and hosts, IBANs, phone numbers, file names, quoted strings, tokens with
--- digits (ids, amounts, dates), capitalised multi-word names, every scalar value of a JSON
+-- Entities: e-mail addresses, URLs and hosts, IBANs, phone numbers, file names, quoted strings,
+-- words with digits (ids, amounts, dates, passwords), capitalised names (one to six words), every scalar value of a JSON
 -- document or field value of text (YAML lines, quoted values in reprs, HTML cells) as a whole,
 -- and, for the user's request and system instructions, every word and run of 2-3 words. All are normalised the
 -- same way (cw_norm_entity) so that an argument and the text it came from hash alike:
@@ -76,6 +76,11 @@ SELECT event_id, ts, trace_id, span_id, task_id, agent_id, origin, tool_name AS 
         OR list_has_any(regexp_extract_all(lower(body), '[a-z][a-z0-9]*(?:_[a-z0-9]+)+'),
                         (SELECT coalesce(list(DISTINCT lower(tool)), []) FROM p_actions WHERE contains(tool, '_')))
         AS instruction_like,
+    -- The user's request asks for an action (not only to read, find or summarise): an agent that
+    -- pays, sends or deletes on a read-only request acts on something else's instructions.
+    CASE WHEN origin = 'user' THEN regexp_matches(lower(body),
+        '\b(send|sent|pay|transfer|wire|refund|book|reserve|invite|add|post|publish|share|forward|reply|respond|answer|e-?mail|mail|message|text|call|delete|remove|cancel|change|update|reset|set|create|schedule|make|write|upload|buy|order|purchase|move|rename|submit|grant|notify|tell|inform|let\s+\w+\s+know|do\s+(it|that|this|so|what)|go\s+ahead|proceed|follow|complete|handle|take\s+care|act\s+on|sign|register|subscribe|rent|join|put|place|give|provide|fill|apply|approve|accept|decline|confirm|arrange|organi[sz]e|save|store|file|request|return|mark|assign|close|archive|back\s+up|backup|fix|set\s+up|execute|run|perform|enrol+|hire|upgrade|renew|reschedule)\b')
+    END AS asks_to_act,
     source_format, source_file, source_offset, source_line, source_record,
     row_number() OVER () AS content_no
 FROM named
@@ -89,13 +94,13 @@ WITH parsed AS (
     SELECT *, coalesce(CASE WHEN json_valid(body) THEN json_type(body::JSON) IN ('OBJECT', 'ARRAY') END, false) AS is_json FROM c_rows
 ), leaves AS (
     SELECT p.content_no, regexp_extract(jt.fullkey, '^\$\.("([^"]*)"|([^.\[]+))', 0) AS top_key,
-        cw_json_body(jt.atom) AS seg, true AS is_field
+        cw_json_body(jt.atom) AS seg, true AS is_field, true AS scan
     FROM (SELECT content_no, body::JSON AS j FROM parsed WHERE is_json) p, json_tree(p.j) jt
     WHERE jt.atom IS NOT NULL AND json_type(jt.atom) <> 'NULL'
 ), scalars AS (
     SELECT content_no, '$' AS top_key,
         CASE WHEN coalesce(CASE WHEN json_valid(body) THEN json_type(body::JSON) = 'VARCHAR' END, false) THEN body::JSON ->> '$' ELSE body END AS seg,
-        length(body) <= 200 AND NOT contains(body, chr(10)) AS is_field
+        length(body) <= 200 AND NOT contains(body, chr(10)) AS is_field, true AS scan
     FROM parsed WHERE NOT is_json
 ), lines AS (
     -- Field values inside text: "key: value" lines (YAML), quoted values after ':', '=', '[' or
@@ -105,10 +110,13 @@ WITH parsed AS (
         || regexp_extract_all(body, '[:=\[,(]\s*''([^''\n]{1,200})''', 1)
         || regexp_extract_all(body, '[:=\[,(]\s*"([^"\n]{1,200})"', 1)
         || regexp_extract_all(body, '>\s*([^<>\n]{1,200}?)\s*<', 1)) AS seg,
-        true AS is_field
+        true AS is_field, false AS scan
     FROM parsed WHERE NOT is_json AND origin <> 'argument'
 )
-SELECT content_no, regexp_replace(top_key, '^\$\.("|)|"$', '', 'g') AS top_key, left(seg, $content_chars) AS seg, is_field
+-- Only whole texts and JSON scalars are scanned for entities; the field values found inside a
+-- text are already part of it and only add their whole value (kept as a field, see p_entities).
+SELECT content_no, regexp_replace(top_key, '^\$\.("|)|"$', '', 'g') AS top_key, left(seg, $content_chars) AS seg,
+    is_field, scan
 FROM (SELECT * FROM leaves UNION ALL SELECT * FROM scalars UNION ALL SELECT * FROM lines)
 WHERE seg IS NOT NULL AND seg <> '';
 
@@ -117,22 +125,23 @@ WITH exact AS (
     SELECT content_no, top_key, 'value' AS kind, seg AS raw, false AS in_text
     FROM c_segments WHERE is_field AND length(seg) <= 200
 ), inside AS (
-    SELECT content_no, top_key, seg, is_field, k.kind,
-        regexp_extract_all(seg, k.pattern, k.grp) AS hits
-    FROM c_segments,
-    (VALUES ('email', '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', 0),
-            ('url', '(?i)(?:https?://|www\.)[^\s"''<>\\)\]}`,;]+', 0),
-            ('host', '(?i)\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:com|org|net|io|dev|ai|co|uk|de|fr|info|biz|app|xyz|me|us|eu|ch|site|online|gov|edu|ru|cn|in|nl|es|it|se|no|pl|top|tech|store|shop|link|live|cloud|example)\b', 0),
-            ('iban', '(?i)\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{10,30}|(?: [A-Z0-9]{4}){2,7}(?: [0-9]{1,4})?)\b', 0),
-            ('phone', '\+?[0-9][0-9 ().-]{7,18}[0-9]', 0),
-            ('quoted', '''([^''\n]{1,120})''', 1),
-            ('quoted', '"([^"\n]{1,120})"', 1),
-            ('quoted', '“([^”\n]{1,120})”', 1),
-            ('quoted', '`([^`\n]{1,120})`', 1),
-            ('file', '(?i)[A-Za-z0-9_./~-]*[A-Za-z0-9_-]\.(?:txt|pdf|docx?|xlsx?|csv|json|md|pptx?|png|jpe?g|gif|html?|ya?ml|zip|log|eml|ics|py|sh)\b', 0),
-            ('token', '\b[A-Za-z0-9_-]*[0-9][A-Za-z0-9_-]*\b', 0),
-            ('name', '\b[A-Z][A-Za-z''&.-]+(?:[ ](?:[A-Z][A-Za-z''&.-]+|of|the|de|la|le|du|and|&|[0-9]+)){1,5}', 0)
-    ) k(kind, pattern, grp)
+    -- One expression per pattern: a pattern taken from a column would be compiled for every row.
+    SELECT s.content_no, s.top_key, r.origin, unnest([
+            {'kind': 'email', 'hits': regexp_extract_all(s.seg, '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}')},
+            {'kind': 'url', 'hits': regexp_extract_all(s.seg, '(?i)(?:https?://|www\.)[^\s"''<>\\)\]}`,;]+')},
+            {'kind': 'host', 'hits': regexp_extract_all(s.seg, '(?i)\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:com|org|net|io|dev|ai|co|uk|de|fr|info|biz|app|xyz|me|us|eu|ch|site|online|gov|edu|ru|cn|in|nl|es|it|se|no|pl|top|tech|store|shop|link|live|cloud|example)\b')},
+            {'kind': 'iban', 'hits': regexp_extract_all(s.seg, '(?i)\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{10,30}|(?: [A-Z0-9]{4}){2,7}(?: [0-9]{1,4})?)\b')},
+            {'kind': 'phone', 'hits': regexp_extract_all(s.seg, '\+?[0-9][0-9 ().-]{7,18}[0-9]')},
+            {'kind': 'quoted', 'hits': regexp_extract_all(s.seg, '''([^''\n]{1,120})''', 1)},
+            {'kind': 'quoted', 'hits': regexp_extract_all(s.seg, '"([^"\n]{1,120})"', 1)},
+            {'kind': 'quoted', 'hits': regexp_extract_all(s.seg, '“([^”\n]{1,120})”', 1)},
+            {'kind': 'quoted', 'hits': regexp_extract_all(s.seg, '`([^`\n]{1,120})`', 1)},
+            {'kind': 'file', 'hits': regexp_extract_all(s.seg, '(?i)[A-Za-z0-9_./~-]*[A-Za-z0-9_-]\.(?:txt|pdf|docx?|xlsx?|csv|json|md|pptx?|png|jpe?g|gif|html?|ya?ml|zip|log|eml|ics|py|sh)\b')},
+            {'kind': 'token', 'hits': regexp_extract_all(s.seg, '[^\s"''`<>()\[\]{},;]*[0-9][^\s"''`<>()\[\]{},;]*')},
+            {'kind': 'name', 'hits': regexp_extract_all(s.seg, '\b[A-Z][A-Za-z''&.-]{2,}(?:[ ](?:[A-Z][A-Za-z''&.-]+|of|the|de|la|le|du|and|&|[0-9]+)){0,5}')}
+        ]) AS found
+    FROM c_segments s JOIN c_rows r USING (content_no)
+    WHERE s.scan
 )
 SELECT * FROM exact
 UNION ALL
@@ -144,8 +153,10 @@ SELECT content_no, top_key, 'phrase', unnest(w
 FROM (SELECT content_no, top_key, regexp_extract_all(lower(seg), '[^\s,;!?()\[\]{}<>"“”]+') AS w
       FROM c_segments JOIN c_rows USING (content_no) WHERE origin IN ('user', 'system'))
 UNION ALL
-SELECT content_no, top_key, kind, hit, NOT (is_field AND cw_norm_entity(hit) = cw_norm_entity(seg))
-FROM (SELECT content_no, top_key, seg, is_field, kind, unnest(hits) AS hit FROM inside);
+-- A hit is inside text unless it is a whole field value, which its exact entity above records.
+-- Arguments keep only their whole value and the addresses inside it.
+SELECT content_no, top_key, found.kind, unnest(found.hits), true
+FROM inside WHERE origin <> 'argument' OR found.kind IN ('email', 'url', 'iban');
 
 -- One row per (content row, argument, entity): kept as-field if it is ever a whole field value.
 CREATE OR REPLACE TEMP TABLE p_entities AS
@@ -155,8 +166,6 @@ WITH hashed AS (
     FROM (SELECT *, cw_norm_entity(raw) AS norm FROM c_found) f
     JOIN c_rows r USING (content_no)
     WHERE length(f.norm) >= 2 AND f.norm NOT IN ('true', 'false', 'null', 'none')
-      -- Arguments: the whole value of each argument, and the addresses inside it.
-      AND (r.origin <> 'argument' OR f.kind IN ('value', 'email', 'url', 'iban'))
 ), grouped AS (
     SELECT content_no, argument, entity_hash,
         arg_min(kind, CASE kind WHEN 'value' THEN 0 WHEN 'email' THEN 1 WHEN 'iban' THEN 2 WHEN 'url' THEN 3
@@ -166,7 +175,7 @@ WITH hashed AS (
     FROM hashed GROUP BY content_no, argument, entity_hash
 )
 SELECT r.event_id, r.ts, r.trace_id, r.span_id, r.task_id, r.agent_id, r.origin, r.tool, r.trust,
-    r.call_id, g.argument, g.entity_kind, g.entity_hash, g.in_text, r.instruction_like,
+    r.call_id, g.argument, g.entity_kind, g.entity_hash, g.in_text, r.instruction_like, r.asks_to_act,
     -- Critical arguments: the catalog's critical_args and destination_args when it names any,
     -- else every argument that is not prose (a body, subject, description, query...).
     CASE WHEN r.origin = 'argument' THEN

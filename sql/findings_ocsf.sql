@@ -4,7 +4,8 @@
 -- them (OCSF omits attributes it has no value for).
 -- The evidence looks every evidence event id up in agent_actions (the actions) and in
 -- credential_events; an id found in neither is still listed in event_ids. Raw action arguments
--- (`args`) are never exported.
+-- (`args`) are never exported. A content-provenance finding's chain (source tool result ->
+-- action) is in evidences[0].data.provenance_chain.
 
 WITH evidence AS (
     SELECT finding_id,
@@ -58,7 +59,14 @@ mapped AS (
         from_json(f.explanation, '{"peer_group": "VARCHAR",
             "top_features": [{"feature": "VARCHAR", "value": "DOUBLE", "peer_median": "DOUBLE", "robust_z": "DOUBLE", "peer_share": "DOUBLE"}],
             "rare_transitions": [{"event_id": "VARCHAR", "from_tool": "VARCHAR", "to_tool": "VARCHAR", "probability": "DOUBLE"}]}')
-            AS ex
+            AS ex,
+        coalesce(json_exists(f.explanation, '$.top_features') OR json_exists(f.explanation, '$.rare_transitions'), false)
+            AS has_anomaly_explanation,
+        -- Content-provenance findings: the tool result that introduced each value and the action
+        -- that used it.
+        from_json(f.explanation -> 'chain', '[{"source_event_id": "VARCHAR", "source_tool": "VARCHAR",
+            "action_event_id": "VARCHAR", "tool": "VARCHAR", "arguments": "VARCHAR",
+            "instruction_like": "BOOLEAN", "risk": "INTEGER"}]') AS provenance_chain
     FROM findings f
     LEFT JOIN evidence_detail d ON d.finding_id = f.finding_id
 )
@@ -122,12 +130,13 @@ SELECT finding_id, to_json({
             'credential_id': credential_id,
             'event_ids': evidence_event_ids,
             'actions': actions,
-            'credential_events': credential_events
+            'credential_events': credential_events,
+            'provenance_chain': provenance_chain
         }
     }],
     -- Anomaly findings: the features furthest from the peer median and the rare transitions, with
     -- the peer medians as baselines.
-    'anomaly_analyses': CASE WHEN ex IS NOT NULL THEN [{
+    'anomaly_analyses': CASE WHEN has_anomaly_explanation THEN [{
         'analysis_targets': [{'name': coalesce(task_id, entity_id), 'type': 'Agent Task'}],
         'anomalies': list_concat(
             [{'observation_parameter': x.feature,

@@ -32,17 +32,21 @@ FROM o_resolved WHERE cw_attr(attrs, 'gen_ai.tool.call.result') IS NOT NULL;
 
 -- Message documents on any span: (which list, its date, its text).
 CREATE OR REPLACE TEMP TABLE oc_docs AS
-WITH docs AS (
-    SELECT o.*, d.which, d.default_role,
-        CASE WHEN d.at_end THEN coalesce(o.end_ts, o.ts) ELSE o.ts END AS doc_ts,
-        cw_any_doc(cw_attr(o.attrs, d.attr_key)) AS doc
-    FROM o_resolved o,
-    (VALUES ('gen_ai.input.messages', 'input', 'user', false),
-            ('gen_ai.output.messages', 'output', 'assistant', true),
-            ('gen_ai.system_instructions', 'system', 'system', false),
-            ('gen_ai.prompt', 'input', 'user', false),
-            ('gen_ai.completion', 'output', 'assistant', true)) d(attr_key, which, default_role, at_end)
-    WHERE list_contains(list_transform(o.attrs, a -> a.key), d.attr_key)
+WITH attrs AS (
+    SELECT event_id, ts, end_ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
+        source_line, source_record, unnest(attrs) AS a
+    FROM o_resolved
+), docs AS (
+    SELECT * EXCLUDE (a),
+        CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN 'output'
+             WHEN a.key = 'gen_ai.system_instructions' THEN 'system' ELSE 'input' END AS which,
+        CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN 'assistant'
+             WHEN a.key = 'gen_ai.system_instructions' THEN 'system' ELSE 'user' END AS default_role,
+        CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN coalesce(end_ts, ts) ELSE ts END AS doc_ts,
+        cw_any_doc(a.value) AS doc
+    FROM attrs
+    WHERE a.key IN ('gen_ai.input.messages', 'gen_ai.output.messages', 'gen_ai.system_instructions',
+                    'gen_ai.prompt', 'gen_ai.completion')
 )
 SELECT event_id, doc_ts AS ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
     source_line, source_record, which, default_role, doc,
@@ -110,10 +114,9 @@ WITH flat AS (
         regexp_extract(a.key, '^gen_ai\.(prompt|completion)\.([0-9]+)\.(role|content|tool_call_id)$', 2) AS idx,
         regexp_extract(a.key, '^gen_ai\.(prompt|completion)\.([0-9]+)\.(role|content|tool_call_id)$', 3) AS field,
         cw_any_doc(a.value) AS val
-    FROM (SELECT *, unnest(attrs) AS a FROM o_resolved
-          WHERE list_bool_or(list_transform(attrs, x -> starts_with(x.key, 'gen_ai.prompt.')
-                                                        OR starts_with(x.key, 'gen_ai.completion.')))) o
-    WHERE regexp_matches(a.key, '^gen_ai\.(prompt|completion)\.[0-9]+\.(role|content|tool_call_id)$')
+    FROM (SELECT event_id, ts, end_ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
+                 source_line, source_record, unnest(attrs) AS a FROM o_resolved) o
+    WHERE starts_with(a.key, 'gen_ai.') AND regexp_matches(a.key, '^gen_ai\.(prompt|completion)\.[0-9]+\.(role|content|tool_call_id)$')
 ), msgs AS (
     SELECT event_id, side, idx,
         any_value(CASE WHEN side = 'completion' THEN coalesce(end_ts, ts) ELSE ts END) AS ts,
@@ -140,7 +143,9 @@ WITH ev AS (
                  cw_any_doc(cw_attr(e.attributes, 'body'))) AS content,
         cw_any_doc(cw_attr(e.attributes, 'message')) AS message,
         coalesce(cw_attr_text(e.attributes, 'id'), cw_attr_text(e.attributes, 'tool_call_id')) AS call_id
-    FROM (SELECT *, unnest(events) AS e FROM o_resolved WHERE len(events) > 0) o
+    FROM (SELECT event_id, trace_id, span_id, task_id, agent_id, source_file, source_offset,
+                 source_line, source_record, ts, unnest(events) AS e
+          FROM o_resolved WHERE len(events) > 0) o
     WHERE e.name IN ('gen_ai.system.message', 'gen_ai.user.message', 'gen_ai.assistant.message',
                      'gen_ai.tool.message', 'gen_ai.choice')
 ), bodies AS (

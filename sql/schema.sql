@@ -130,6 +130,7 @@ CREATE TABLE IF NOT EXISTS content_entities (
     in_text           BOOLEAN NOT NULL,   -- inside longer text rather than a whole field value
     instruction_like  BOOLEAN NOT NULL,   -- the text around it addresses the agent with instructions
     critical          BOOLEAN,            -- arguments: one the action acts on (catalog critical_args)
+    asks_to_act       BOOLEAN,            -- user content: the request asks for an action, not only to read
     source_format     VARCHAR NOT NULL,
     source_file       VARCHAR NOT NULL,
     source_offset     BIGINT NOT NULL,

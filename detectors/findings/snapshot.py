@@ -34,6 +34,7 @@ PUBLISHED_TABLES: tuple[str, ...] = (
     "credential_lifecycles",
     "task_sequences",
     "task_features",
+    "argument_provenance",
     "task_anomaly_scores",
     "task_risk",
     "agent_peer_groups",

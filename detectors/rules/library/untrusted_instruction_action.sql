@@ -6,6 +6,8 @@
 --   base by action class (egress / credential / admin $base_egress, delete $base_delete,
 --   delegate and write $base_write, read $base_read), +$high_sensitivity_bonus for a
 --   high-sensitivity action;
+--   +$unrequested_bonus for a change (not a read) when the user's request asked for none (only to
+--   read, find or summarise);
 --   +$instruction_bonus when the untrusted text around the value addresses the agent with
 --   instructions (injection markers);
 --   without them: -$field_discount when the value was only ever a whole field (a sender, a
@@ -25,6 +27,7 @@ WITH flagged AS (
              WHEN p.action_class IN ('write', 'delegate') THEN $base_write
              ELSE $base_read END
         + CASE WHEN p.sensitivity = 'high' THEN $high_sensitivity_bonus ELSE 0 END
+        + CASE WHEN NOT p.user_asked_to_act AND p.action_class <> 'read' THEN $unrequested_bonus ELSE 0 END
         + CASE WHEN p.untrusted_instruction THEN $instruction_bonus
                ELSE 0 - CASE WHEN NOT p.untrusted_in_text THEN $field_discount ELSE 0 END
                       - CASE WHEN p.source_named_by_user THEN $named_discount ELSE 0 END
