@@ -5,10 +5,14 @@ the parse floor (DuckDB only reading the same files).
 
 Stages call the same functions the Dagster assets call, in the job's order, on one warehouse
 file: ingest (parse, redact, hash, link, tasks) -> credential_lifecycles -> task_sequences ->
-task_features -> recommendations -> rules -> models (refit, then score + flag, which is what a
+argument_provenance -> task_features -> recommendations -> rules -> models (refit, then score + flag, which is what a
 daily run does) -> publish (task risk, Parquet, OCSF, analyst database). Each stage's wall time,
 events per second and peak RSS (sampled from /proc every 20 ms) are printed as a markdown table
 and appended to benchmarks/RESULTS.md with the machine's cores, memory and package versions.
+
+``--content-tasks N`` (default 2000; 0 skips it) adds the cost of content capture: the same N
+assistant tasks (``chainwatch simulate --assistants``) ingested with and without their prompts,
+messages and tool results, best of three runs each. Target: ≤ 1.5× the ingest without content.
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ def run_pipeline(
     from detectors.core.settings import load_settings
     from detectors.core.warehouse import connect
     from detectors.derive.tables import (
+        build_argument_provenance,
         build_credential_lifecycles,
         build_task_features,
         build_task_sequences,
@@ -168,6 +173,7 @@ def run_pipeline(
         ("ingest", lambda: ingest_paths(con, files, settings).total("records")),
         ("credential_lifecycles", lambda: build_credential_lifecycles(con)),
         ("task_sequences", lambda: build_task_sequences(con)),
+        ("argument_provenance", lambda: build_argument_provenance(con)),
         ("task_features", lambda: build_task_features(con)),
         ("recommendations", lambda: build_recommendations(con)),
         ("rules", lambda: sum(detect(con, load_rules(RULES_DIR)).values())),
@@ -246,6 +252,51 @@ def bench(actions: int, workdir: Path, seed: int = 42) -> BenchResult:
     return result
 
 
+def content_capture(tasks: int, workdir: Path, seed: int = 42, repeats: int = 3) -> str:
+    """Ingest the same assistant traces with and without captured content; a markdown section."""
+    from chainwatch.harness.simulate.assistants import simulate_assistants
+    from detectors.core.settings import load_settings
+    from detectors.core.warehouse import connect
+    from detectors.ingest.pipeline import ingest_paths
+
+    rows = {}
+    for content in (False, True):
+        logs = workdir / ("content" if content else "plain")
+        simulate_assistants(logs, seed=seed, tasks=tasks, content=content)
+        files = sorted((logs / "otlp").glob("*.jsonl"))
+        size = sum(p.stat().st_size for p in files)
+        best, peak, spans, entities = float("inf"), 0, 0, 0
+        for attempt in range(repeats):
+            db = workdir / f"wh-{content}-{attempt}" / "chainwatch.duckdb"
+            con = connect(db)
+            with _PeakRss() as rss:
+                started = time.perf_counter()
+                spans = ingest_paths(con, files, load_settings(db_path=db)).total("records")
+                best = min(best, time.perf_counter() - started)
+            entities = con.execute("SELECT count(*) FROM content_entities").fetchone()[0]
+            con.close()
+            peak = max(peak, rss.peak)
+        rows[content] = (size, spans, best, peak, entities)
+    plain, captured = rows[False], rows[True]
+    ratio = captured[2] / plain[2]
+    lines = [
+        f"### Content capture: {tasks:,} assistant tasks, ingest with and without content",
+        "",
+        "| traces | MiB | spans | ingest (s, best of 3) | spans/s | peak RSS (GiB) | content_entities rows |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, (size, spans, seconds, peak, entities) in (
+        ("without content", plain),
+        ("with content", captured),
+    ):
+        lines.append(
+            f"| {label} | {size / 2**20:.1f} | {spans:,} | {seconds:.2f} | {spans / seconds:,.0f} | "
+            f"{peak / 2**30:.2f} | {entities:,} |"
+        )
+    lines += ["", f"Target: with content ≤ 1.5× without: **{ratio:.2f}×**.", ""]
+    return "\n".join(lines)
+
+
 def markdown(result: BenchResult) -> str:
     """The result as a markdown section."""
     total = result.pipeline_seconds
@@ -300,6 +351,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--per-day", type=int, default=30_000, help="actions per day (incremental)")
     parser.add_argument(
+        "--content-tasks",
+        type=int,
+        default=2000,
+        help="assistant tasks for the content-capture row (0: skip it)",
+    )
+    parser.add_argument(
         "--memory-limit",
         default="3GB",
         help="DuckDB memory limit of the warehouse connection ($CHAINWATCH_MEMORY_LIMIT; "
@@ -324,6 +381,11 @@ def main(argv: list[str] | None = None) -> None:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
         section = markdown(result)
+        print(section, flush=True)
+        sections.append(section)
+    if args.content_tasks > 0:
+        with tempfile.TemporaryDirectory(prefix="cw-content-") as tmp:
+            section = content_capture(args.content_tasks, Path(tmp))
         print(section, flush=True)
         sections.append(section)
     print(f"process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")

@@ -22,7 +22,7 @@ WITH owned AS (
         coalesce(a.agent_id, s.agent_id, c.agent_id) AS agent_id
     FROM content_entities c
     LEFT JOIN agent_actions a ON a.event_id = c.event_id
-    LEFT JOIN agent_spans s ON s.event_id = c.event_id AND a.event_id IS NULL
+    LEFT JOIN agent_spans s ON s.event_id = c.event_id
 ), args AS (
     SELECT a.task_id, a.agent_id, a.event_id, a.ts, a.tool, a.action_class, a.sensitivity,
         a.destination, o.argument, o.entity_hash, o.entity_kind
@@ -48,10 +48,12 @@ WITH owned AS (
     -- injection planted does not become history.
     SELECT DISTINCT h.agent_id, h.task_id, h.ts, h.entity_hash
     FROM owned h
-    WHERE h.origin = 'argument'
-      AND (h.task_id NOT IN (SELECT task_id FROM owned WHERE origin IN ('user', 'system', 'tool') AND task_id IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM owned k WHERE k.task_id = h.task_id AND k.entity_hash = h.entity_hash
-                      AND (k.origin IN ('user', 'system') OR (k.origin = 'tool' AND k.trust = 'trusted'))))
+    LEFT JOIN (SELECT DISTINCT task_id FROM owned WHERE origin IN ('user', 'system', 'tool')) c
+        ON c.task_id = h.task_id
+    LEFT JOIN (SELECT DISTINCT task_id, entity_hash FROM owned
+               WHERE origin IN ('user', 'system') OR (origin = 'tool' AND trust = 'trusted')) k
+        ON k.task_id = h.task_id AND k.entity_hash = h.entity_hash
+    WHERE h.origin = 'argument' AND (c.task_id IS NULL OR k.task_id IS NOT NULL)
 ), history AS (
     SELECT DISTINCT g.event_id, g.argument
     FROM args g JOIN established h ON h.agent_id = g.agent_id

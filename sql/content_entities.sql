@@ -53,20 +53,23 @@ CREATE OR REPLACE TEMP MACRO cw_instruction_like(t) AS regexp_matches(t,
 
 -- Tool results repeat in every later prompt of a conversation: keep the first copy of each.
 CREATE OR REPLACE TEMP TABLE c_rows AS
-WITH named AS (
-    SELECT c.*,
-        coalesce(c.tool, a.tool, m.tool) AS tool_name,
-        coalesce(pa.output_trust, tt.output_trust) AS own_trust
+WITH called AS (
+    -- Equality-only joins: an extra condition in ON turns DuckDB's hash join into a nested loop.
+    SELECT c.*, coalesce(c.tool, a.tool, m.tool) AS tool_name,
+        CASE WHEN c.origin IN ('tool', 'argument') THEN pa.output_trust END AS action_trust
     FROM p_content c
     LEFT JOIN (SELECT trace_id, call_id, any_value(tool) AS tool FROM p_content
                WHERE origin = 'argument' AND call_id IS NOT NULL GROUP BY ALL) a
-        ON c.tool IS NULL AND a.trace_id = c.trace_id AND a.call_id = c.call_id
+        ON a.trace_id = c.trace_id AND a.call_id = c.call_id
     LEFT JOIN (SELECT trace_id, call_id, any_value(tool) AS tool FROM p_content
                WHERE origin = 'model' AND call_id IS NOT NULL AND tool IS NOT NULL GROUP BY ALL) m
-        ON c.tool IS NULL AND m.trace_id = c.trace_id AND m.call_id = c.call_id
-    LEFT JOIN p_actions_classified pa ON c.origin IN ('tool', 'argument') AND pa.event_id = c.event_id
-    LEFT JOIN tool_trust tt ON tt.tool = coalesce(c.tool, a.tool, m.tool)
+        ON m.trace_id = c.trace_id AND m.call_id = c.call_id
+    LEFT JOIN (SELECT event_id, any_value(output_trust) AS output_trust FROM p_actions_classified GROUP BY ALL) pa
+        ON pa.event_id = c.event_id
     WHERE c.body IS NOT NULL AND c.body <> ''
+), named AS (
+    SELECT c.* EXCLUDE (action_trust), coalesce(c.action_trust, tt.output_trust) AS own_trust
+    FROM called c LEFT JOIN tool_trust tt ON tt.tool = c.tool_name
 )
 SELECT event_id, ts, trace_id, span_id, task_id, agent_id, origin, tool_name AS tool, call_id,
     CASE WHEN origin = 'tool' THEN coalesce(own_trust, 'untrusted') END AS trust,
@@ -160,22 +163,23 @@ FROM inside WHERE origin <> 'argument' OR found.kind IN ('email', 'url', 'iban')
 
 -- One row per (content row, argument, entity): kept as-field if it is ever a whole field value.
 CREATE OR REPLACE TEMP TABLE p_entities AS
-WITH hashed AS (
+WITH normalised AS (
     SELECT f.content_no, CASE WHEN r.origin = 'argument' THEN nullif(f.top_key, '') END AS argument,
-        f.kind, f.in_text, cw_keyed('content', f.norm) AS entity_hash
-    FROM (SELECT *, cw_norm_entity(raw) AS norm FROM c_found) f
-    JOIN c_rows r USING (content_no)
+        f.kind, f.in_text, f.norm
+    FROM (SELECT content_no, top_key, kind, in_text, cw_norm_entity(raw) AS norm FROM c_found) f
+    JOIN (SELECT content_no, origin FROM c_rows) r USING (content_no)
     WHERE length(f.norm) >= 2 AND f.norm NOT IN ('true', 'false', 'null', 'none')
 ), grouped AS (
-    SELECT content_no, argument, entity_hash,
+    SELECT content_no, argument, norm,
         arg_min(kind, CASE kind WHEN 'value' THEN 0 WHEN 'email' THEN 1 WHEN 'iban' THEN 2 WHEN 'url' THEN 3
             WHEN 'phone' THEN 4 WHEN 'file' THEN 5 WHEN 'host' THEN 5 WHEN 'quoted' THEN 6 WHEN 'name' THEN 7
             WHEN 'token' THEN 8 ELSE 9 END) AS entity_kind,
         bool_and(in_text) AS in_text
-    FROM hashed GROUP BY content_no, argument, entity_hash
+    FROM normalised GROUP BY content_no, argument, norm
 )
 SELECT r.event_id, r.ts, r.trace_id, r.span_id, r.task_id, r.agent_id, r.origin, r.tool, r.trust,
-    r.call_id, g.argument, g.entity_kind, g.entity_hash, g.in_text, r.instruction_like, r.asks_to_act,
+    r.call_id, g.argument, g.entity_kind, cw_keyed('content', g.norm) AS entity_hash, g.in_text,
+    r.instruction_like, r.asks_to_act,
     -- Critical arguments: the catalog's critical_args and destination_args when it names any,
     -- else every argument that is not prose (a body, subject, description, query...).
     CASE WHEN r.origin = 'argument' THEN
@@ -184,8 +188,10 @@ SELECT r.event_id, r.ts, r.trace_id, r.span_id, r.task_id, r.agent_id, r.origin,
                 '(body|content|contents|text|message|messages|subject|description|desc|notes?|comments?|summary|title|query|q|prompt|instructions?|reason|caption|markdown|html|data|payload|question|answer|language|format|limit|n|count|page_size|offset|sort|order)')
         END END AS critical,
     r.source_format, r.source_file, r.source_offset, r.source_line, r.source_record
-FROM grouped g JOIN c_rows r USING (content_no)
-LEFT JOIN p_actions_classified a ON r.origin = 'argument' AND a.event_id = r.event_id;
+FROM grouped g
+JOIN (SELECT * EXCLUDE (body) FROM c_rows) r USING (content_no)
+-- Equality-only joins: an extra condition in ON turns DuckDB's hash join into a nested loop.
+LEFT JOIN (SELECT event_id, critical_args FROM p_actions_classified) a ON a.event_id = r.event_id;
 
 -- Opt-in (content_keep_text): the redacted text of each captured content row, for investigation.
 CREATE OR REPLACE TEMP TABLE p_content_text AS

@@ -50,17 +50,20 @@ WITH attrs AS (
 )
 SELECT event_id, doc_ts AS ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
     source_line, source_record, which, default_role, doc,
-    coalesce(CASE WHEN json_valid(doc) THEN json_type(doc::JSON) IN ('ARRAY', 'OBJECT') END, false) AS is_json
+    -- Parsed once: a list of messages (or parts), NULL for plain text or broken JSON.
+    CASE WHEN regexp_matches(doc, '^\s*\[') THEN try(json_transform(doc, '["JSON"]'))
+         WHEN regexp_matches(doc, '^\s*\{') AND json_valid(doc) THEN [doc::JSON] END AS items
 FROM docs WHERE doc IS NOT NULL AND doc <> '';
 
 -- One row per message. System instructions are a list of parts, not of messages.
 CREATE OR REPLACE TEMP TABLE oc_msgs AS
-WITH listed AS (
-    SELECT *, CASE WHEN json_type(doc::JSON) = 'ARRAY' THEN json_transform(doc::JSON, '["JSON"]')
-                   ELSE [doc::JSON] END AS items
-    FROM oc_docs WHERE is_json
+WITH all_items AS (
+    SELECT * EXCLUDE (items, doc), unnest(items) AS item FROM oc_docs WHERE items IS NOT NULL
 ), items AS (
-    SELECT * EXCLUDE (items), unnest(items) AS item FROM listed
+    -- Every chat span repeats the conversation so far: read each message once per trace, where
+    -- it first appears.
+    SELECT * FROM all_items
+    QUALIFY row_number() OVER (PARTITION BY trace_id, which = 'system', md5(item::VARCHAR) ORDER BY ts, event_id) = 1
 )
 SELECT event_id, ts, trace_id, span_id, task_id, agent_id, source_file, source_offset, source_line,
     source_record,
@@ -78,7 +81,7 @@ UNION ALL
 -- A plain-text prompt or completion is one message.
 SELECT event_id, ts, trace_id, span_id, task_id, agent_id, source_file, source_offset, source_line,
     source_record, default_role, [to_json(doc)], NULL, NULL
-FROM oc_docs WHERE NOT is_json;
+FROM oc_docs WHERE items IS NULL;
 
 INSERT INTO p_content
 WITH parts AS (

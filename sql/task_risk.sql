@@ -41,11 +41,16 @@ FROM task_risk r
 WHERE findings.task_id = r.task_id;
 
 -- Content provenance clears a task: when its content was captured and every critical argument of
--- its acting actions came from the user, a trusted tool or the agent's history, its other task
--- findings (sequences, novelty, thresholds) are what a user's own request looks like, and rank
--- lower (x $cleared_factor). The provenance rules themselves and credential findings are kept.
+-- its acting actions is explained (it came from the user, a trusted tool or the agent's history,
+-- or from an untrusted source without instructions that the user named or that held it only as a
+-- whole field), its other task findings (sequences, novelty, thresholds) are what a user's own
+-- request looks like and rank lower (x $cleared_factor). The provenance rules themselves, anomaly
+-- and credential findings are kept.
 UPDATE findings SET priority = CAST(round(priority * $cleared_factor) AS INTEGER)
 WHERE entity_type = 'task' AND NOT list_contains($content_rules, rule_id) AND rule_id <> $anomaly_rule
   AND task_id IN (
     SELECT task_id FROM argument_provenance GROUP BY task_id
-    HAVING bool_and(content_captured) AND bool_and(source IN ('user', 'tool_trusted', 'history')));
+    HAVING bool_and(content_captured) AND bool_and(
+        source IN ('user', 'tool_trusted', 'history')
+        OR (source = 'tool_untrusted' AND NOT untrusted_instruction
+            AND (source_named_by_user OR NOT untrusted_in_text))));

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.pipeline import bench, markdown, parse_floor
+from benchmarks.pipeline import bench, content_capture, markdown, parse_floor
 
 
 def test_bench_smoke_runs_every_stage_and_reports(tmp_path: Path):
@@ -14,6 +14,7 @@ def test_bench_smoke_runs_every_stage_and_reports(tmp_path: Path):
         "ingest",
         "credential_lifecycles",
         "task_sequences",
+        "argument_provenance",
         "task_features",
         "recommendations",
         "rules",
@@ -47,3 +48,14 @@ def test_incremental_daily_run_ingests_only_the_new_day(tmp_path: Path):
     assert "models_refit" not in names and names[0] == "ingest" and names[-1] == "publish"
     ingest = result.stages[0]
     assert 0 < ingest.rows < 3 * 1500  # one day's records, not the history's
+
+
+def test_content_capture_row_compares_the_same_traces_with_and_without_content(tmp_path: Path):
+    text = content_capture(12, tmp_path, repeats=1)
+    rows = [line for line in text.splitlines() if line.startswith("| with")]
+    assert [r.split(" | ")[0] for r in rows] == ["| without content", "| with content"]
+    spans = [r.split(" | ")[2] for r in rows]
+    assert spans[0] == spans[1] and int(spans[0].replace(",", "")) > 0  # the same traces
+    entities = [int(r.split(" | ")[6].strip(" |").replace(",", "")) for r in rows]
+    assert 0 < entities[0] < entities[1]  # arguments only, then arguments and content
+    assert "Target: with content ≤ 1.5× without:" in text
