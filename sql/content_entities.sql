@@ -55,7 +55,7 @@ CREATE OR REPLACE TEMP MACRO cw_instruction_like(t) AS regexp_matches(t,
 CREATE OR REPLACE TEMP TABLE c_rows AS
 WITH called AS (
     -- Equality-only joins: an extra condition in ON turns DuckDB's hash join into a nested loop.
-    SELECT c.*, coalesce(c.tool, a.tool, m.tool) AS tool_name,
+    SELECT c.*, coalesce(c.tool, a.tool, m.tool, w.tool) AS tool_name,
         CASE WHEN c.origin IN ('tool', 'argument') THEN pa.output_trust END AS action_trust
     FROM p_content c
     LEFT JOIN (SELECT trace_id, call_id, any_value(tool) AS tool FROM p_content
@@ -64,6 +64,12 @@ WITH called AS (
     LEFT JOIN (SELECT trace_id, call_id, any_value(tool) AS tool FROM p_content
                WHERE origin = 'model' AND call_id IS NOT NULL AND tool IS NOT NULL GROUP BY ALL) m
         ON m.trace_id = c.trace_id AND m.call_id = c.call_id
+    -- A tool result repeated in a later file: the call's tool as an earlier batch stored it.
+    LEFT JOIN (SELECT trace_id, call_id, any_value(tool) AS tool FROM content_entities
+               WHERE call_id IS NOT NULL AND tool IS NOT NULL AND origin IN ('argument', 'tool')
+                 AND (trace_id, call_id) IN (SELECT (trace_id, call_id) FROM p_content WHERE origin = 'tool' AND tool IS NULL)
+               GROUP BY ALL) w
+        ON w.trace_id = c.trace_id AND w.call_id = c.call_id
     LEFT JOIN (SELECT event_id, any_value(output_trust) AS output_trust FROM p_actions_classified GROUP BY ALL) pa
         ON pa.event_id = c.event_id
     WHERE c.body IS NOT NULL AND c.body <> ''
@@ -88,7 +94,8 @@ SELECT event_id, ts, trace_id, span_id, task_id, agent_id, origin, tool_name AS 
     row_number() OVER () AS content_no
 FROM named
 QUALIFY origin = 'argument' OR row_number() OVER (
-    PARTITION BY trace_id, origin, coalesce(call_id, ''), md5(body) ORDER BY ts, event_id) = 1;
+    PARTITION BY coalesce(trace_id, 'task:' || task_id, 'event:' || event_id), origin, coalesce(call_id, ''), md5(body)
+    ORDER BY ts, event_id) = 1;
 
 -- Segments: each JSON scalar (with its top-level key), each "key: value" line's value, and the
 -- whole text of a non-JSON body.
@@ -118,7 +125,7 @@ WITH parsed AS (
 )
 -- Only whole texts and JSON scalars are scanned for entities; the field values found inside a
 -- text are already part of it and only add their whole value (kept as a field, see p_entities).
-SELECT content_no, regexp_replace(top_key, '^\$\.("|)|"$', '', 'g') AS top_key, left(seg, $content_chars) AS seg,
+SELECT content_no, regexp_replace(top_key, '^\$\.("|)|"$', '', 'g') AS top_key, seg,
     is_field, scan
 FROM (SELECT * FROM leaves UNION ALL SELECT * FROM scalars UNION ALL SELECT * FROM lines)
 WHERE seg IS NOT NULL AND seg <> '';
@@ -168,12 +175,15 @@ WITH normalised AS (
         f.kind, f.in_text, f.norm
     FROM (SELECT content_no, top_key, kind, in_text, cw_norm_entity(raw) AS norm FROM c_found) f
     JOIN (SELECT content_no, origin FROM c_rows) r USING (content_no)
-    WHERE length(f.norm) >= 2 AND f.norm NOT IN ('true', 'false', 'null', 'none')
+    -- One character is an entity only as a whole value or a quoted one (a file id '7').
+    WHERE length(f.norm) >= CASE WHEN f.kind IN ('value', 'quoted') THEN 1 ELSE 2 END
+      AND f.norm NOT IN ('true', 'false', 'null', 'none')
 ), grouped AS (
     SELECT content_no, argument, norm,
-        arg_min(kind, CASE kind WHEN 'value' THEN 0 WHEN 'email' THEN 1 WHEN 'iban' THEN 2 WHEN 'url' THEN 3
-            WHEN 'phone' THEN 4 WHEN 'file' THEN 5 WHEN 'host' THEN 5 WHEN 'quoted' THEN 6 WHEN 'name' THEN 7
-            WHEN 'token' THEN 8 ELSE 9 END) AS entity_kind,
+        -- The most specific kind: a URL that is a whole value is a url.
+        arg_min(kind, CASE kind WHEN 'email' THEN 0 WHEN 'iban' THEN 1 WHEN 'url' THEN 2 WHEN 'phone' THEN 3
+            WHEN 'file' THEN 4 WHEN 'host' THEN 5 WHEN 'value' THEN 6 WHEN 'quoted' THEN 7 WHEN 'name' THEN 8
+            WHEN 'token' THEN 9 ELSE 10 END) AS entity_kind,
         bool_and(in_text) AS in_text
     FROM normalised GROUP BY content_no, argument, norm
 )

@@ -205,7 +205,9 @@ SELECT event_id, ts, trace_id, span_id, task_id, agent_id, 'argument',
          THEN cw_attr(attrs, 'gen_ai.tool.call.arguments') ->> 'stringValue'
          ELSE cw_any_json(cw_attr(attrs, 'gen_ai.tool.call.arguments')) END,
     'otlp', source_file, source_offset, source_line, source_record
-FROM o_resolved WHERE is_tool AND cw_attr(attrs, 'gen_ai.tool.call.arguments') IS NOT NULL;
+-- A call without arguments still names its tool for its call id (body NULL: nothing to hash).
+FROM o_resolved WHERE is_tool
+    AND (cw_attr(attrs, 'gen_ai.tool.call.arguments') IS NOT NULL OR cw_attr_text(attrs, 'gen_ai.tool.call.id') IS NOT NULL);
 
 INSERT INTO p_spans
 SELECT event_id, ts, end_ts, trace_id, span_id, parent_span_id, operation, name, agent_id, task_id,
