@@ -3,7 +3,9 @@
 -- admin, plus reads whose argument is a URL or an id. Matching is on keyed hashes of normalised
 -- values (content_entities); an argument matches a source when its whole value, or an address /
 -- URL / IBAN inside it, was seen there at or before the action (never the action's own result).
---   source: user (the prompt or system instructions) wins; else the earliest tool result
+--   source: user (the prompt or system instructions) wins; else the earliest result of a tool
+--           that reads (the results of tools that change something echo the agent's own
+--           arguments and are no source)
 --           (tool_trusted / tool_untrusted; on a tie the untrusted one); else history (the agent
 --           passed the same value in an earlier task where its user or a trusted tool gave it, or
 --           where nothing was captured); else none (model-made, or not captured).
@@ -14,7 +16,12 @@
 -- Column meanings: docs/schema.md, "argument_provenance".
 
 CREATE OR REPLACE TABLE argument_provenance AS
-WITH owned AS (
+WITH acting_tools AS (
+    -- Tools that change something: what they return echoes the agent's own arguments (a payment's
+    -- receipt), so it is no source of a value.
+    SELECT tool FROM agent_actions GROUP BY tool
+    HAVING max(CASE WHEN action_class NOT IN ('read', 'unknown') THEN 1 ELSE 0 END) = 1
+), content AS (
     -- Content follows its carrying event into the task linking put it in.
     SELECT c.event_id, c.ts, c.origin, c.trust, c.tool, c.argument, c.entity_kind, c.entity_hash,
         c.in_text, c.instruction_like, c.critical, c.asks_to_act,
@@ -23,6 +30,9 @@ WITH owned AS (
     FROM content_entities c
     LEFT JOIN agent_actions a ON a.event_id = c.event_id
     LEFT JOIN agent_spans s ON s.event_id = c.event_id
+), owned AS (
+    SELECT c.* FROM content c LEFT JOIN acting_tools t ON t.tool = c.tool
+    WHERE c.origin <> 'tool' OR t.tool IS NULL
 ), args AS (
     SELECT a.task_id, a.agent_id, a.event_id, a.ts, a.tool, a.action_class, a.sensitivity,
         a.destination, o.argument, o.entity_hash, o.entity_kind

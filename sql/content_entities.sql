@@ -18,7 +18,7 @@ CREATE OR REPLACE TEMP MACRO cw_norm_core(v) AS
     regexp_replace(regexp_replace(regexp_replace(lower(trim(v)),
         '^(mailto:|[a-z][a-z0-9+.-]*://)', ''),
         '^[\s''"`“‘(\[<#@]+', ''),
-        '[\s/.,;:!?''"`”’)\]>]+$', '');
+        '[\s/.,;:!?''"`”’)\]>\\]+$', '');
 
 CREATE OR REPLACE TEMP MACRO cw_norm_shape(x) AS CASE
     WHEN regexp_full_match(x, '[a-z]{2}[0-9]{2}( ?[a-z0-9]){10,34}') THEN replace(x, ' ', '')
@@ -100,8 +100,16 @@ QUALIFY origin = 'argument' OR row_number() OVER (
 -- Segments: each JSON scalar (with its top-level key), each "key: value" line's value, and the
 -- whole text of a non-JSON body.
 CREATE OR REPLACE TEMP TABLE c_segments AS
-WITH parsed AS (
+WITH checked AS (
     SELECT *, coalesce(CASE WHEN json_valid(body) THEN json_type(body::JSON) IN ('OBJECT', 'ARRAY') END, false) AS is_json FROM c_rows
+), parsed AS (
+    -- Text that is not JSON may still carry escapes (a YAML dump's double-quoted strings fold
+    -- long lines with a trailing backslash, and write \n): undone, so that "ID 1Jbw...\" and
+    -- "\nmark@x.com" do not glue a backslash or an "n" to the value.
+    SELECT *, CASE WHEN is_json THEN body ELSE
+        regexp_replace(regexp_replace(regexp_replace(body,
+            '\\\r?\n[ \t]*\\ ', ' ', 'g'), '\\\r?\n[ \t]*', '', 'g'), '\\[nrt]', ' ', 'g') END AS text
+    FROM checked
 ), leaves AS (
     SELECT p.content_no, regexp_extract(jt.fullkey, '^\$\.("([^"]*)"|([^.\[]+))', 0) AS top_key,
         cw_json_body(jt.atom) AS seg, true AS is_field, true AS scan
@@ -109,17 +117,17 @@ WITH parsed AS (
     WHERE jt.atom IS NOT NULL AND json_type(jt.atom) <> 'NULL'
 ), scalars AS (
     SELECT content_no, '$' AS top_key,
-        CASE WHEN coalesce(CASE WHEN json_valid(body) THEN json_type(body::JSON) = 'VARCHAR' END, false) THEN body::JSON ->> '$' ELSE body END AS seg,
+        CASE WHEN coalesce(CASE WHEN json_valid(body) THEN json_type(body::JSON) = 'VARCHAR' END, false) THEN body::JSON ->> '$' ELSE text END AS seg,
         length(body) <= 200 AND NOT contains(body, chr(10)) AS is_field, true AS scan
     FROM parsed WHERE NOT is_json
 ), lines AS (
     -- Field values inside text: "key: value" lines (YAML), quoted values after ':', '=', '[' or
     -- ',' (Python reprs, logs), and HTML cell / element text.
     SELECT content_no, '$' AS top_key, unnest(
-        regexp_extract_all(body, '(?m)^[ \t]*(?:-[ \t]+)?[A-Za-z_][A-Za-z0-9_ .-]{0,40}:[ \t]+(\S.*?)[ \t]*$', 1)
-        || regexp_extract_all(body, '[:=\[,(]\s*''([^''\n]{1,200})''', 1)
-        || regexp_extract_all(body, '[:=\[,(]\s*"([^"\n]{1,200})"', 1)
-        || regexp_extract_all(body, '>\s*([^<>\n]{1,200}?)\s*<', 1)) AS seg,
+        regexp_extract_all(text, '(?m)^[ \t]*(?:-[ \t]+)?[A-Za-z_][A-Za-z0-9_ .-]{0,40}:[ \t]+(\S.*?)[ \t]*$', 1)
+        || regexp_extract_all(text, '[:=\[,(]\s*''([^''\n]{1,200})''', 1)
+        || regexp_extract_all(text, '[:=\[,(]\s*"([^"\n]{1,200})"', 1)
+        || regexp_extract_all(text, '>\s*([^<>\n]{1,200}?)\s*<', 1)) AS seg,
         true AS is_field, false AS scan
     FROM parsed WHERE NOT is_json AND origin <> 'argument'
 )
