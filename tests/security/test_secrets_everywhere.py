@@ -103,6 +103,11 @@ S = {
     "malformed_password": "PLANTED47-malformed",
     "malformed_slack": "xoxb-PLANTED48-123456789012-AbCdEfGhIjKlMnOpQrStUvWx",
     "csv_api_key": "PLANTED49-csv-api-key",
+    # OTel GenAI captured content: the user's prompt and a tool's result (hashed, never stored)
+    "prompt_password": "PLANTED70-prompt-password",
+    "result_api_key": "sk-PLANTED71-0123456789abcdef",
+    "result_aws_key_id": "AKIAPLANTED72ABCDEFG",
+    "result_bearer": "PLANTED73.resultToken.value",
     "parquet_password": "PLANTED50-parquet-password",
 }
 # What to look for: each secret whole, and its marker (catches a cut or re-encoded secret).
@@ -155,7 +160,28 @@ def otlp_records() -> list[dict]:
             "a000000000000001",
             "invoke_agent secrets",
             0,
-            [_attr("gen_ai.operation.name", "invoke_agent"), *common],
+            [
+                _attr("gen_ai.operation.name", "invoke_agent"),
+                # Content capture: a prompt with a password in it.
+                _attr(
+                    "gen_ai.input.messages",
+                    json.dumps(
+                        [
+                            {
+                                "role": "user",
+                                "parts": [
+                                    {
+                                        "type": "text",
+                                        "content": "Export the customers; the DB password is "
+                                        + S["prompt_password"],
+                                    }
+                                ],
+                            }
+                        ]
+                    ),
+                ),
+                *common,
+            ],
         ),
         _span(
             "a000000000000002",
@@ -173,6 +199,17 @@ def otlp_records() -> list[dict]:
                             "password": S["otlp_password"],
                         }
                     ),
+                ),
+                # Content capture: a tool result that echoes credentials.
+                _attr(
+                    "gen_ai.tool.call.result",
+                    "- name: ACME\n  api_key: "
+                    + S["result_api_key"]
+                    + "\n  note: rotate "
+                    + S["result_aws_key_id"]
+                    + " and the token Bearer "
+                    + S["result_bearer"]
+                    + " today",
                 ),
                 *common,
             ],
@@ -749,8 +786,16 @@ def test_no_planted_secret_reaches_any_output(tmp_path: Path, capfd, caplog):
             "SELECT count(*) FROM agent_actions WHERE contains(args, '[REDACTED')"
         ).fetchone()[0]
         rejected = con.execute("SELECT count(*) FROM rejected_events").fetchone()[0]
+        # The captured prompt and tool result were read (as hashes), not skipped.
+        content_origins = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT origin FROM content_entities WHERE task_id = 'task-sec-otlp'"
+            ).fetchall()
+        }
     finally:
         con.close()
+    assert {"user", "tool", "argument"} <= content_origins
     assert set(formats) == {
         "otlp",
         "vault",
