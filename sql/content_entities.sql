@@ -163,13 +163,14 @@ WITH exact AS (
 )
 SELECT * FROM exact
 UNION ALL
--- What the user and the system instructions say, word by word and in runs of two and three
--- words: anything the user named (a channel, a topic, a hotel) counts as named by the user.
+-- What the user says, word by word and in runs of two and three words: anything the user named
+-- (a channel, a topic, a hotel) counts as named by the user. (System instructions are long and
+-- repeat on every task; their addresses, ids, names and quoted values are entities like any text.)
 SELECT content_no, top_key, 'phrase', unnest(w
         || list_transform(range(1, len(w)), i -> w[i] || ' ' || w[i + 1])
         || list_transform(range(1, len(w) - 1), i -> w[i] || ' ' || w[i + 1] || ' ' || w[i + 2])), true
 FROM (SELECT content_no, top_key, regexp_extract_all(lower(seg), '[^\s,;!?()\[\]{}<>"“”]+') AS w
-      FROM c_segments JOIN c_rows USING (content_no) WHERE origin IN ('user', 'system'))
+      FROM c_segments JOIN c_rows USING (content_no) WHERE origin = 'user')
 UNION ALL
 -- A hit is inside text unless it is a whole field value, which its exact entity above records.
 -- Arguments keep only their whole value and the addresses inside it.
@@ -194,9 +195,12 @@ WITH normalised AS (
             WHEN 'token' THEN 9 ELSE 10 END) AS entity_kind,
         bool_and(in_text) AS in_text
     FROM normalised GROUP BY content_no, argument, norm
+), hashes AS (
+    -- Each distinct value is hashed once (the same address recurs across many texts).
+    SELECT norm, cw_keyed('content', norm) AS entity_hash FROM (SELECT DISTINCT norm FROM grouped)
 )
 SELECT r.event_id, r.ts, r.trace_id, r.span_id, r.task_id, r.agent_id, r.origin, r.tool, r.trust,
-    r.call_id, g.argument, g.entity_kind, cw_keyed('content', g.norm) AS entity_hash, g.in_text,
+    r.call_id, g.argument, g.entity_kind, x.entity_hash, g.in_text,
     r.instruction_like, r.asks_to_act,
     -- Critical arguments: the catalog's critical_args and destination_args when it names any,
     -- else every argument that is not prose (a body, subject, description, query...).
@@ -207,6 +211,7 @@ SELECT r.event_id, r.ts, r.trace_id, r.span_id, r.task_id, r.agent_id, r.origin,
         END END AS critical,
     r.source_format, r.source_file, r.source_offset, r.source_line, r.source_record
 FROM grouped g
+JOIN hashes x USING (norm)
 JOIN (SELECT * EXCLUDE (body) FROM c_rows) r USING (content_no)
 -- Equality-only joins: an extra condition in ON turns DuckDB's hash join into a nested loop.
 LEFT JOIN (SELECT event_id, critical_args FROM p_actions_classified) a ON a.event_id = r.event_id;

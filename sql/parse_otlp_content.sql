@@ -14,6 +14,27 @@
 -- origin by role: user|human -> user, system|developer -> system, tool|function|ipython -> tool,
 -- anything else -> model. Input messages are dated at the span's start, output at its end.
 
+-- Structured AnyValue messages (arrayValue of kvlistValue) read straight into plain JSON objects
+-- with the keys the message and part shapes use: a kvlist as a map, each known key converted.
+CREATE OR REPLACE TEMP MACRO cw_kv(v) AS map_from_entries(coalesce(
+    try(json_transform(v -> 'kvlistValue' -> 'values', '[{"key":"VARCHAR","value":"JSON"}]')), []));
+
+CREATE OR REPLACE TEMP MACRO cw_any_items(v) AS coalesce(
+    try(json_transform(v -> 'arrayValue' -> 'values', '["JSON"]')), []);
+
+-- A string as itself; anything structured stays AnyValue JSON (its scalars are still fields).
+CREATE OR REPLACE TEMP MACRO cw_any_raw(v) AS coalesce(v ->> 'stringValue', v::VARCHAR);
+
+CREATE OR REPLACE TEMP MACRO cw_plain_part(p) AS json_object(
+    'type', p['type'] ->> 'stringValue', 'content', cw_any_raw(p['content']), 'text', cw_any_raw(p['text']),
+    'id', cw_any_raw(p['id']), 'name', p['name'] ->> 'stringValue',
+    'arguments', cw_any_raw(p['arguments']), 'response', cw_any_raw(p['response']),
+    'role', p['role'] ->> 'stringValue', 'tool_call_id', cw_any_raw(p['tool_call_id']));
+
+CREATE OR REPLACE TEMP MACRO cw_plain_message(m) AS json_merge_patch(cw_plain_part(m), json_object(
+    'parts', CASE WHEN m['parts'] IS NOT NULL
+                  THEN to_json(list_transform(cw_any_items(m['parts']), x -> cw_plain_part(cw_kv(x)))) END));
+
 CREATE OR REPLACE TEMP MACRO cw_role_origin(role) AS CASE
     WHEN lower(role) IN ('user', 'human') THEN 'user'
     WHEN lower(role) IN ('system', 'developer') THEN 'system'
@@ -36,14 +57,19 @@ WITH attrs AS (
     SELECT event_id, ts, end_ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
         source_line, source_record, unnest(attrs) AS a
     FROM o_resolved
-), docs AS (
+), docs AS MATERIALIZED (
+    -- Materialised: `doc` is used several times below, and an inlined CTE would convert a
+    -- structured AnyValue to JSON once per use.
     SELECT * EXCLUDE (a),
         CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN 'output'
              WHEN a.key = 'gen_ai.system_instructions' THEN 'system' ELSE 'input' END AS which,
         CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN 'assistant'
              WHEN a.key = 'gen_ai.system_instructions' THEN 'system' ELSE 'user' END AS default_role,
         CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN coalesce(end_ts, ts) ELSE ts END AS doc_ts,
-        cw_any_doc(a.value) AS doc
+        a.value ->> 'stringValue' AS doc,
+        CASE WHEN (a.value -> 'arrayValue') IS NOT NULL
+                 THEN list_transform(cw_any_items(a.value), x -> cw_plain_message(cw_kv(x)))
+             WHEN (a.value -> 'kvlistValue') IS NOT NULL THEN [cw_plain_message(cw_kv(a.value))] END AS structured
     FROM attrs
     WHERE a.key IN ('gen_ai.input.messages', 'gen_ai.output.messages', 'gen_ai.system_instructions',
                     'gen_ai.prompt', 'gen_ai.completion')
@@ -51,9 +77,10 @@ WITH attrs AS (
 SELECT event_id, doc_ts AS ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
     source_line, source_record, which, default_role, doc,
     -- Parsed once: a list of messages (or parts), NULL for plain text or broken JSON.
-    CASE WHEN regexp_matches(doc, '^\s*\[') THEN try(json_transform(doc, '["JSON"]'))
-         WHEN regexp_matches(doc, '^\s*\{') AND json_valid(doc) THEN [doc::JSON] END AS items
-FROM docs WHERE doc IS NOT NULL AND doc <> '';
+    coalesce(structured,
+        CASE WHEN regexp_matches(doc, '^\s*\[') THEN try(json_transform(doc, '["JSON"]'))
+             WHEN regexp_matches(doc, '^\s*\{') AND json_valid(doc) THEN [doc::JSON] END) AS items
+FROM docs WHERE (doc IS NOT NULL AND doc <> '') OR structured IS NOT NULL;
 
 -- One row per message. System instructions are a list of parts, not of messages.
 CREATE OR REPLACE TEMP TABLE oc_msgs AS
@@ -81,7 +108,7 @@ UNION ALL
 -- A plain-text prompt or completion is one message.
 SELECT event_id, ts, trace_id, span_id, task_id, agent_id, source_file, source_offset, source_line,
     source_record, default_role, [to_json(doc)], NULL, NULL
-FROM oc_docs WHERE items IS NULL;
+FROM oc_docs WHERE items IS NULL AND doc IS NOT NULL;
 
 INSERT INTO p_content
 WITH parts AS (
@@ -138,7 +165,7 @@ FROM msgs WHERE content IS NOT NULL AND content <> '';
 
 -- Span events of the older conventions.
 INSERT INTO p_content
-WITH ev AS (
+WITH ev AS MATERIALIZED (
     SELECT o.event_id, o.trace_id, o.span_id, o.task_id, o.agent_id, o.source_file, o.source_offset,
         o.source_line, o.source_record, o.ts AS span_ts, e.name AS event_name,
         cw_epoch_us(try_cast(e.timeUnixNano ->> '$' AS HUGEINT) // 1000) AS event_ts,
