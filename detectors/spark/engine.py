@@ -61,6 +61,7 @@ FINDING_COLUMNS = (
     "entity_type",
     *HIT_COLUMNS,
     "frameworks",
+    "explanation",
 )
 
 
@@ -115,14 +116,17 @@ def _lake_path(lake: str | Path, table: str) -> str:
     return f"{str(lake).rstrip('/')}/{table}"
 
 
-def _format_of(path: str) -> str:
-    """parquet or json, from the files under a local folder; remote paths are Parquet."""
+def _format_of(path: str) -> str | None:
+    """parquet or json, from the files under a local folder (None when it holds none: a table
+    without rows, as Spark writes one partitioned by day); remote paths are Parquet."""
     local = Path(path.removeprefix("file://"))
     if "://" in path and not path.startswith("file://"):
         return "parquet"
     if not local.exists():
         raise LakeError(f"lake table folder {path} does not exist")
     names = [p.name for p in local.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
+    if not names:
+        return None
     if any(n.endswith(".parquet") for n in names):
         return "parquet"
     if any(n.endswith((".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz")) for n in names):
@@ -131,13 +135,16 @@ def _format_of(path: str) -> str:
 
 
 def load_lake(spark: SparkSession, lake: str | Path) -> dict[str, int]:
-    """Register each canonical table of the lake as a view; their row counts."""
+    """Register each canonical table of the lake as a view; their row counts. A table folder with
+    no files (only a writer's ``_SUCCESS``) is the table without rows."""
     counts = {}
     for table in LAKE_TABLES:
         path = _lake_path(lake, table)
         fmt = _format_of(path)
         reader = spark.read.schema(table_schema(table))
-        if fmt == "json":
+        if fmt is None:
+            frame = spark.createDataFrame([], table_schema(table))
+        elif fmt == "json":
             frame = reader.option("mode", "FAILFAST").json(path)
         else:
             frame = reader.parquet(path)
@@ -173,7 +180,8 @@ def run_statements(spark: SparkSession, name: str, params: dict[str, Any] | None
 
 
 def build_derived(spark: SparkSession) -> dict[str, int]:
-    """credential_lifecycles, task_sequences and task_features; their row counts."""
+    """The derived tables (:data:`detectors.derive.tables.DERIVED_TABLES`, in order); their row
+    counts."""
     counts = {}
     for table in DERIVED_TABLES:
         run_statements(spark, table)

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from detectors.core.settings import Settings
-from detectors.core.warehouse import CANONICAL_TABLES, apply_session_settings
+from detectors.core.warehouse import CANONICAL_TABLES, prepare
 from detectors.ingest.catalog import Catalog, load_catalog
 from detectors.ingest.formats import UnknownFormatError, detect_format
 from detectors.ingest.pipeline import (
@@ -53,9 +53,18 @@ PARSED_TABLES = (
     "p_aliases",
     "p_task_events",
     "p_spans",
+    "p_entities",
+    "p_content_text",
 )
-# Written to <lake>/<table>; the event tables partitioned by day.
-CANONICAL_OUTPUT = (*CANONICAL_TABLES, "credential_aliases", "ingest_files")
+# Written to <lake>/<table>; the event tables partitioned by day. content_text (redacted captured
+# text, only with content_keep_text) is for investigation and written too, like rejected_events.
+CANONICAL_OUTPUT = (
+    *CANONICAL_TABLES,
+    "content_entities",
+    "content_text",
+    "credential_aliases",
+    "ingest_files",
+)
 # Tables the commit and linking SQL read or write, empty before a full rebuild.
 COMMIT_TABLES = (*CANONICAL_OUTPUT, "ingest_ledger")
 FILE_SCHEMA = pa.schema(
@@ -102,10 +111,13 @@ def _payloads(kind: str, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatc
 def _session(
     settings: Settings, catalog: Catalog, scratch: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB ready to parse. Spills go to ``scratch``: parallel tasks in one working
-    folder would otherwise share DuckDB's default spill file and corrupt each other's."""
+    """An in-memory DuckDB ready to parse, with the warehouse's tables, empty: the parse SQL
+    looks up what earlier batches stored (content_entities names the tool of a result whose call
+    came in an earlier file), and a Spark task sees no other task's files. Spills go to
+    ``scratch``: parallel tasks in one working folder would otherwise share DuckDB's default spill
+    file and corrupt each other's."""
     con = duckdb.connect(config={"temp_directory": scratch} if scratch else {})
-    apply_session_settings(con)
+    prepare(con)
     prepare_session(con, settings, catalog)
     return con
 
@@ -348,13 +360,18 @@ def _report(spark: SparkSession, run_id: str, now: datetime) -> SparkIngestRepor
 
 
 def write_canonical(spark: SparkSession, out: str) -> dict[str, str]:
-    """Write the canonical tables (event tables partitioned by day) under ``out``; their paths."""
+    """Write the canonical tables (event tables partitioned by day) under ``out``; their paths.
+    A table without rows is one file of its schema (partitioned, Spark would write no file)."""
     paths = {}
     for table in CANONICAL_OUTPUT:
         path = f"{out.rstrip('/')}/{table}"
-        writer = spark.table(table).write.mode("overwrite")
-        if table in DAY_TABLES:
-            writer = writer.partitionBy("day")
-        writer.parquet(path)
+        frame = spark.table(table)
+        if table in DAY_TABLES and frame.isEmpty():
+            frame.coalesce(1).write.mode("overwrite").parquet(path)
+        else:
+            writer = frame.write.mode("overwrite")
+            if table in DAY_TABLES:
+                writer = writer.partitionBy("day")
+            writer.parquet(path)
         paths[table] = path
     return paths

@@ -1,7 +1,11 @@
 """The lake: canonical tables as Parquet folders that Spark, DuckDB and Trino all read.
 
 ``<lake>/<table>/day=YYYY-MM-DD/*.parquet`` for the event tables (partitioned by event day) and
-``<lake>/tasks/tasks.parquet``. The Spark engine (``detectors/spark``) reads this layout.
+``<lake>/tasks/tasks.parquet``. A table without rows (content_entities when nothing captured
+content, e.g. CloudTrail alone) is one Parquet file of its schema and no rows, not partitioned
+(``empty.parquet`` here), so that every reader finds the table and its columns; the Spark engine
+(``detectors/spark``), which reads this layout, also takes a folder with no files as an empty
+table.
 """
 
 from __future__ import annotations
@@ -11,8 +15,16 @@ from pathlib import Path
 
 import duckdb
 
-DAY_TABLES = ("agent_actions", "credential_events", "task_events", "agent_spans")
+DAY_TABLES = (
+    "agent_actions",
+    "credential_events",
+    "task_events",
+    "agent_spans",
+    "content_entities",
+)
 LAKE_TABLES = (*DAY_TABLES, "tasks")
+# The file an empty table is written as: its schema and no rows.
+EMPTY_FILE = "empty.parquet"
 # The fitted anomaly models and what scoring needs beside them, under <lake>/models/.
 MODEL_TABLES = {
     "anomaly_models": "SELECT * FROM anomaly_models "
@@ -42,7 +54,14 @@ def export_lake(con: duckdb.DuckDBPyConnection, lake: str | Path) -> dict[str, i
     for table in LAKE_TABLES:
         folder = root / table
         _fresh_folder(folder)
-        if table in DAY_TABLES:
+        counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        if not counts[table]:
+            # Partitioned, no rows would leave the folder empty: no reader could tell the columns.
+            con.execute(
+                f"COPY (SELECT * FROM {table}) TO $out (FORMAT PARQUET)",  # noqa: S608
+                {"out": str(folder / EMPTY_FILE)},
+            )
+        elif table in DAY_TABLES:
             con.execute(
                 f"COPY (SELECT * FROM {table} ORDER BY day, event_id) TO $out "  # noqa: S608 - fixed names
                 "(FORMAT PARQUET, PARTITION_BY (day), FILENAME_PATTERN 'part_{i}')",
@@ -53,7 +72,6 @@ def export_lake(con: duckdb.DuckDBPyConnection, lake: str | Path) -> dict[str, i
                 f"COPY (SELECT * FROM {table} ORDER BY task_id) TO $out (FORMAT PARQUET)",  # noqa: S608
                 {"out": str(folder / f"{table}.parquet")},
             )
-        counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
     return counts
 
 

@@ -337,6 +337,17 @@ def _list_bool(node: exp.Anonymous) -> exp.Expression:
     return exp.func(quantifier, *node.expressions, lam)
 
 
+def _to_json(node: exp.Anonymous) -> exp.Expression:
+    # DuckDB writes a NULL field as null; Spark's to_json leaves it out unless told otherwise.
+    if len(node.expressions) != 1:
+        return node
+    options = exp.Anonymous(
+        this="map",
+        expressions=[exp.Literal.string("ignoreNullFields"), exp.Literal.string("false")],
+    )
+    return exp.func("to_json", node.expressions[0], options)
+
+
 # DuckDB functions sqlglot passes through by name (lower case) -> their Spark form.
 _ANONYMOUS: dict[str, Callable[[exp.Anonymous], exp.Expression]] = {
     "strlen": _strlen,
@@ -344,6 +355,7 @@ _ANONYMOUS: dict[str, Callable[[exp.Anonymous], exp.Expression]] = {
     "list_position": _list_position,
     "list_bool_or": _list_bool,
     "list_bool_and": _list_bool,
+    "to_json": _to_json,
 }
 
 
@@ -445,10 +457,26 @@ def _ordered_aggregate(
     node: exp.Expression, source: str, condition: exp.Expression | None
 ) -> exp.Expression:
     listed = _ordered_list(node.this, source, condition)
-    if isinstance(node, exp.GroupConcat):
-        separator = node.args.get("separator") or exp.Literal.string(",")
-        return exp.func("array_join", listed, separator)
-    return listed
+    if not isinstance(node, exp.GroupConcat):
+        return listed
+    separator = node.args.get("separator") or exp.Literal.string(",")
+    joined = exp.func("array_join", listed, separator)
+    # No value (or only NULLs) to join: DuckDB gives NULL, Spark's array_join an empty string.
+    value = _distinct_value(node.this, source)[0].copy()
+    if condition is not None:
+        value = exp.If(this=condition.copy(), true=value, false=exp.Null())
+    joined_any = exp.GT(this=exp.func("count", value), expression=exp.Literal.number(0))
+    return exp.If(this=joined_any, true=joined, false=exp.Null())
+
+
+def _distinct_value(order: exp.Order, source: str) -> tuple[exp.Expression, bool]:
+    """The aggregated value of ``agg([DISTINCT] x ORDER BY ...)`` and whether it is DISTINCT."""
+    value = order.this
+    if not isinstance(value, exp.Distinct):
+        return value, False
+    if len(value.expressions) != 1:
+        raise TranslationError(f"{source}: an ordered DISTINCT aggregate takes one value")
+    return value.expressions[0], True
 
 
 def _ordered_list(
@@ -456,16 +484,46 @@ def _ordered_list(
 ) -> exp.Expression:
     """``list(x ORDER BY k1, k2)`` as ``transform(array_sort(collect_list(struct(k1, k2, x))), s -> s.v)``:
     Spark's collect_list has no ORDER BY (sqlglot would drop it silently), and its listagg failed
-    on two sort keys. Nulls sort first in array_sort: the keys used here are never null. A FILTER
-    condition keeps only the rows it holds for (collect_list skips the NULLs of the others)."""
-    keys = []
-    for i, ordered in enumerate(order.expressions):
-        if ordered.args.get("desc"):
-            raise TranslationError(f"{source}: list(... ORDER BY ... DESC) is not translated")
-        keys.append(exp.alias_(ordered.this.copy(), f"k{i}"))
-    packed: exp.Expression = exp.Struct(expressions=[*keys, exp.alias_(order.this.copy(), "v")])
+    on two sort keys. Ascending keys sort as structs do (nulls first: the ascending keys used here
+    are never null); with a DESC key, a comparator sorts each key its way, NULLs last as in DuckDB
+    (ties keep no particular order, as in DuckDB). ``DISTINCT x`` collects a set (DuckDB requires
+    the keys of a DISTINCT aggregate to be among its arguments, so the set's members differ in
+    ``x``). A FILTER condition keeps only the rows it holds for (collect_list skips the NULLs of
+    the others)."""
+    value, distinct = _distinct_value(order, source)
+    keys = [exp.alias_(o.this.copy(), f"k{i}") for i, o in enumerate(order.expressions)]
+    packed: exp.Expression = exp.Struct(expressions=[*keys, exp.alias_(value.copy(), "v")])
     if condition is not None:
         packed = exp.If(this=condition.copy(), true=packed, false=exp.Null())
-    collected = exp.func("array_sort", exp.func("collect_list", packed))
+    collected = exp.func("collect_set" if distinct else "collect_list", packed)
+    if any(o.args.get("desc") for o in order.expressions):
+        ordered = exp.func("array_sort", collected, _comparator(order.expressions))
+    else:
+        ordered = exp.func("array_sort", collected)
     lam = exp.Lambda(this=exp.column("v", table="s"), expressions=[exp.to_identifier("s")])
-    return exp.func("transform", collected, lam)
+    return exp.func("transform", ordered, lam)
+
+
+def _comparator(keys: list[exp.Expression]) -> exp.Lambda:
+    """``(l, r) -> ...`` ordering two packed structs by their keys ``k0, k1, ...``, each ASC or
+    DESC, NULLs last unless the key says NULLS FIRST (DuckDB's default is NULLS LAST)."""
+    ifs = []
+    for i, ordered in enumerate(keys):
+        left, right = exp.column(f"k{i}", table="l"), exp.column(f"k{i}", table="r")
+        null_left = -1 if ordered.args.get("nulls_first") else 1
+        less = 1 if ordered.args.get("desc") else -1
+        compare = exp.Case(
+            ifs=[
+                exp.If(this=left.copy().is_(exp.null()), true=exp.Literal.number(null_left)),
+                exp.If(this=right.copy().is_(exp.null()), true=exp.Literal.number(-null_left)),
+                exp.If(
+                    this=exp.LT(this=left.copy(), expression=right.copy()),
+                    true=exp.Literal.number(less),
+                ),
+            ],
+            default=exp.Literal.number(-less),
+        )
+        differ = exp.not_(exp.paren(exp.NullSafeEQ(this=left, expression=right)))
+        ifs.append(exp.If(this=differ, true=compare))
+    body = exp.Case(ifs=ifs, default=exp.Literal.number(0))
+    return exp.Lambda(this=body, expressions=[exp.to_identifier("l"), exp.to_identifier("r")])

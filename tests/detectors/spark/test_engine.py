@@ -1,5 +1,6 @@
 """The Spark engine's contract: every shipped rule translates and Spark accepts it, a rule that
-does not translate fails naming its file, and the lake may hold JSON lines instead of Parquet."""
+does not translate fails naming its file, the lake may hold JSON lines instead of Parquet, and a
+table without rows, as either writer leaves it, loads as an empty table."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from detectors.rules.engine import HIT_COLUMNS, RULES_DIR, load_rule, load_rules
 from detectors.spark.engine import build_derived, load_lake, rule_sql, run_rules, table_schema
-from detectors.spark.lake import LAKE_TABLES, LakeError
+from detectors.spark.lake import EMPTY_FILE, LAKE_TABLES, LakeError, export_lake
 from detectors.spark.translate import TranslationError
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def empty_lake(spark, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
 def test_every_shipped_rule_translates_and_spark_accepts_it(spark, empty_lake, rule):
     frame = spark.sql(rule_sql(rule))
-    assert tuple(frame.columns) == HIT_COLUMNS
+    assert tuple(frame.columns) == (*HIT_COLUMNS, *rule.meta["hit_overrides"])
     assert frame.count() == 0
 
 
@@ -102,3 +103,34 @@ def test_missing_or_empty_lake_table_is_named(spark, tmp_path):
     (tmp_path / "agent_actions" / "notes.txt").write_text(json.dumps({"x": 1}))
     with pytest.raises(LakeError, match=r"agent_actions holds no .parquet or .json\(l\) files"):
         load_lake(spark, tmp_path)
+
+
+def test_tables_without_rows_load_from_either_writer(spark, tmp_path):
+    """A warehouse or landing without captured content has no content_entities rows: lake-export
+    writes a file of the schema, Spark's ingest too, and a folder Spark left with only _SUCCESS
+    (a partitioned write of no rows) is an empty table as well."""
+    from detectors.core.warehouse import connect
+    from detectors.spark.ingest import CANONICAL_OUTPUT, write_canonical
+
+    con = connect(tmp_path / "wh.duckdb")
+    try:
+        assert export_lake(con, tmp_path / "exported") == dict.fromkeys(LAKE_TABLES, 0)
+    finally:
+        con.close()
+    content = tmp_path / "exported" / "content_entities"
+    assert [p.name for p in content.iterdir()] == [EMPTY_FILE]
+    columns = duckdb.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(content / "*")])
+    assert [c[0] for c in columns.fetchall()][:3] == ["event_id", "ts", "day"]
+    assert load_lake(spark, tmp_path / "exported") == dict.fromkeys(LAKE_TABLES, 0)
+
+    for table in CANONICAL_OUTPUT:
+        spark.createDataFrame([], table_schema(table)).createOrReplaceTempView(table)
+    write_canonical(spark, str(tmp_path / "ingested"))
+    assert load_lake(spark, tmp_path / "ingested") == dict.fromkeys(LAKE_TABLES, 0)
+    content = tmp_path / "ingested" / "content_entities"
+    shutil.rmtree(content)
+    content.mkdir()
+    (content / "_SUCCESS").write_text("")
+    assert load_lake(spark, tmp_path / "ingested") == dict.fromkeys(LAKE_TABLES, 0)
+    assert "entity_hash" in spark.table("content_entities").columns
+    assert build_derived(spark)["argument_provenance"] == 0

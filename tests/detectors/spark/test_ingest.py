@@ -71,6 +71,7 @@ def test_canonical_tables_equal_duckdbs(ingested):
         "tasks": "task_id, agent_id, actions, credentials_issued",
         "rejected_events": "event_id, source_format, source_line, reason, raw_text",
         "credential_aliases": "alias_id, credential_id",
+        "content_entities": "event_id, origin, argument, entity_kind, entity_hash, in_text, critical",
     }
     for table, columns in keys.items():
         duck = con.execute(f"SELECT {columns} FROM {table} ORDER BY ALL").fetchall()
