@@ -26,7 +26,8 @@ CREATE OR REPLACE TEMP MACRO cw_norm_shape(x) AS CASE
     WHEN regexp_full_match(x, '-?[0-9]+\.[0-9]+') THEN rtrim(rtrim(x, '0'), '.')
     ELSE x END;
 
-CREATE OR REPLACE TEMP MACRO cw_norm_entity(v) AS cw_norm_shape(cw_norm_core(v));
+-- Macros paste their argument: through a lambda, cw_norm_core runs once, not once per use of x.
+CREATE OR REPLACE TEMP MACRO cw_norm_entity(v) AS list_transform([cw_norm_core(v)], x -> cw_norm_shape(x))[1];
 
 -- Injection markers: text that addresses the model or overrides its instructions.
 CREATE OR REPLACE TEMP MACRO cw_instruction_like(t) AS regexp_matches(t,
@@ -178,15 +179,21 @@ SELECT content_no, top_key, found.kind, unnest(found.hits), true
 FROM inside WHERE origin <> 'argument' OR found.kind IN ('email', 'url', 'iban');
 
 -- One row per (content row, argument, entity): kept as-field if it is ever a whole field value.
+-- Each distinct value normalised once, in a table of its own: in a CTE, the optimiser would push
+-- the filters on norm below the DISTINCT and compute it for every row, twice.
+CREATE OR REPLACE TEMP TABLE c_norms AS
+SELECT raw, cw_norm_entity(raw) AS norm FROM (SELECT DISTINCT raw FROM c_found);
+
 CREATE OR REPLACE TEMP TABLE p_entities AS
 WITH normalised AS (
     SELECT f.content_no, CASE WHEN r.origin = 'argument' THEN nullif(f.top_key, '') END AS argument,
-        f.kind, f.in_text, f.norm
-    FROM (SELECT content_no, top_key, kind, in_text, cw_norm_entity(raw) AS norm FROM c_found) f
+        f.kind, f.in_text, n.norm
+    FROM c_found f
+    JOIN c_norms n USING (raw)
     JOIN (SELECT content_no, origin FROM c_rows) r USING (content_no)
     -- One character is an entity only as a whole value or a quoted one (a file id '7').
-    WHERE length(f.norm) >= CASE WHEN f.kind IN ('value', 'quoted') THEN 1 ELSE 2 END
-      AND f.norm NOT IN ('true', 'false', 'null', 'none')
+    WHERE length(n.norm) >= CASE WHEN f.kind IN ('value', 'quoted') THEN 1 ELSE 2 END
+      AND n.norm NOT IN ('true', 'false', 'null', 'none')
 ), grouped AS (
     SELECT content_no, argument, norm,
         -- The most specific kind: a URL that is a whole value is a url.

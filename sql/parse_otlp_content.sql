@@ -16,8 +16,10 @@
 
 -- Structured AnyValue messages (arrayValue of kvlistValue) read straight into plain JSON objects
 -- with the keys the message and part shapes use: a kvlist as a map, each known key converted.
-CREATE OR REPLACE TEMP MACRO cw_kv(v) AS map_from_entries(coalesce(
-    try(json_transform(v -> 'kvlistValue' -> 'values', '[{"key":"VARCHAR","value":"JSON"}]')), []));
+-- A repeated key keeps its first value (map_from_entries refuses duplicates).
+CREATE OR REPLACE TEMP MACRO cw_kv(v) AS list_transform([coalesce(
+    try(json_transform(v -> 'kvlistValue' -> 'values', '[{"key":"VARCHAR","value":"JSON"}]')), [])],
+    es -> map_from_entries(list_filter(es, (e, i) -> list_position(list_transform(es, x -> x.key), e.key) = i)))[1];
 
 CREATE OR REPLACE TEMP MACRO cw_any_items(v) AS coalesce(
     try(json_transform(v -> 'arrayValue' -> 'values', '["JSON"]')), []);
@@ -31,9 +33,12 @@ CREATE OR REPLACE TEMP MACRO cw_plain_part(p) AS json_object(
     'arguments', cw_any_raw(p['arguments']), 'response', cw_any_raw(p['response']),
     'role', p['role'] ->> 'stringValue', 'tool_call_id', cw_any_raw(p['tool_call_id']));
 
+-- Macro arguments are pasted, not evaluated once: each kvlist goes through cw_kv in its own
+-- list_transform so that the map is built once, not once per key read from it.
 CREATE OR REPLACE TEMP MACRO cw_plain_message(m) AS json_merge_patch(cw_plain_part(m), json_object(
     'parts', CASE WHEN m['parts'] IS NOT NULL
-                  THEN to_json(list_transform(cw_any_items(m['parts']), x -> cw_plain_part(cw_kv(x)))) END));
+                  THEN to_json(list_transform(list_transform(cw_any_items(m['parts']), x -> cw_kv(x)),
+                                              p -> cw_plain_part(p))) END));
 
 CREATE OR REPLACE TEMP MACRO cw_role_origin(role) AS CASE
     WHEN lower(role) IN ('user', 'human') THEN 'user'
@@ -42,24 +47,34 @@ CREATE OR REPLACE TEMP MACRO cw_role_origin(role) AS CASE
     ELSE 'model' END;
 
 -- Tool results on the tool's own span.
+-- (Each attribute is looked up once in a materialised step: macros paste their argument, so
+-- cw_any_doc(cw_attr(...)) would search the attribute list once per use inside cw_any_doc.)
 INSERT INTO p_content
-SELECT event_id, coalesce(end_ts, ts), trace_id, span_id, task_id, agent_id, 'tool',
-    coalesce(cw_attr_text(attrs, 'gen_ai.tool.name'), cw_attr_text(attrs, 'mcp.tool.name'),
+WITH results AS MATERIALIZED (
+    SELECT event_id, coalesce(end_ts, ts) AS ts, trace_id, span_id, task_id, agent_id, name,
+        cw_attr(attrs, 'gen_ai.tool.call.result') AS result, cw_attr(attrs, 'gen_ai.tool.name') AS tool,
+        cw_attr(attrs, 'mcp.tool.name') AS mcp_tool, cw_attr(attrs, 'gen_ai.tool.call.id') AS call_id,
+        source_file, source_offset, source_line, source_record
+    FROM o_resolved WHERE list_contains(list_transform(attrs, a -> a.key), 'gen_ai.tool.call.result')
+)
+SELECT event_id, ts, trace_id, span_id, task_id, agent_id, 'tool',
+    coalesce(cw_any_text(tool), cw_any_text(mcp_tool),
              nullif(trim(regexp_replace(name, '^execute_tool', '')), ''), 'unknown_tool'),
-    cw_attr_text(attrs, 'gen_ai.tool.call.id'),
-    cw_any_doc(cw_attr(attrs, 'gen_ai.tool.call.result')),
+    cw_any_text(call_id), cw_any_doc(result),
     'otlp', source_file, source_offset, source_line, source_record
-FROM o_resolved WHERE cw_attr(attrs, 'gen_ai.tool.call.result') IS NOT NULL;
+FROM results WHERE result IS NOT NULL;
 
 -- Message documents on any span: (which list, its date, its text).
+-- Every chat span repeats the conversation so far. When a list starts with the whole previous
+-- list of its trace (same kind, same encoding) only its tail is parsed: reading each span's
+-- history again would make a long conversation cost the square of its length. The cut is taken
+-- only at an element boundary (a comma or the end); anything else is parsed whole.
 CREATE OR REPLACE TEMP TABLE oc_docs AS
 WITH attrs AS (
     SELECT event_id, ts, end_ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
         source_line, source_record, unnest(attrs) AS a
     FROM o_resolved
 ), docs AS MATERIALIZED (
-    -- Materialised: `doc` is used several times below, and an inlined CTE would convert a
-    -- structured AnyValue to JSON once per use.
     SELECT * EXCLUDE (a),
         CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN 'output'
              WHEN a.key = 'gen_ai.system_instructions' THEN 'system' ELSE 'input' END AS which,
@@ -67,20 +82,43 @@ WITH attrs AS (
              WHEN a.key = 'gen_ai.system_instructions' THEN 'system' ELSE 'user' END AS default_role,
         CASE WHEN a.key IN ('gen_ai.output.messages', 'gen_ai.completion') THEN coalesce(end_ts, ts) ELSE ts END AS doc_ts,
         a.value ->> 'stringValue' AS doc,
-        CASE WHEN (a.value -> 'arrayValue') IS NOT NULL
-                 THEN list_transform(cw_any_items(a.value), x -> cw_plain_message(cw_kv(x)))
-             WHEN (a.value -> 'kvlistValue') IS NOT NULL THEN [cw_plain_message(cw_kv(a.value))] END AS structured
+        CASE WHEN (a.value -> 'arrayValue') IS NOT NULL THEN a.value::VARCHAR END AS any_array,
+        CASE WHEN (a.value -> 'arrayValue') IS NULL AND (a.value -> 'kvlistValue') IS NOT NULL THEN a.value END AS any_kvlist
     FROM attrs
     WHERE a.key IN ('gen_ai.input.messages', 'gen_ai.output.messages', 'gen_ai.system_instructions',
                     'gen_ai.prompt', 'gen_ai.completion')
+), chained AS MATERIALIZED (
+    SELECT *,
+        CASE WHEN any_array IS NOT NULL THEN '{"arrayValue":{"values":[' ELSE '[' END AS opening,
+        CASE WHEN any_array IS NOT NULL THEN ']}}' ELSE ']' END AS closing,
+        coalesce(any_array, doc) AS whole,
+        rtrim(lag(coalesce(any_array, doc)) OVER (
+            PARTITION BY trace_id, which, any_array IS NULL ORDER BY doc_ts, event_id)) AS prev
+    FROM docs WHERE (doc IS NOT NULL AND doc <> '') OR any_array IS NOT NULL OR any_kvlist IS NOT NULL
+), cut AS MATERIALIZED (
+    SELECT * EXCLUDE (prev),
+        CASE WHEN prev IS NOT NULL AND length(prev) > length(closing) AND ends_with(prev, closing)
+                  AND starts_with(whole, left(prev, length(prev) - length(closing)))
+             THEN substr(whole, length(prev) - length(closing) + 1) END AS rest
+    FROM chained
+), tails AS MATERIALIZED (
+    SELECT *,
+        CASE WHEN rest IS NOT NULL AND rtrim(rest) = closing THEN 'none'
+             WHEN rest IS NOT NULL AND regexp_matches(rest, '^\s*,') THEN 'tail' END AS cut_kind,
+        CASE WHEN rest IS NOT NULL AND regexp_matches(rest, '^\s*,')
+             THEN opening || regexp_replace(rest, '^\s*,\s*', '') ELSE whole END AS to_parse
+    FROM cut
 )
 SELECT event_id, doc_ts AS ts, trace_id, span_id, task_id, agent_id, source_file, source_offset,
     source_line, source_record, which, default_role, doc,
     -- Parsed once: a list of messages (or parts), NULL for plain text or broken JSON.
-    coalesce(structured,
-        CASE WHEN regexp_matches(doc, '^\s*\[') THEN try(json_transform(doc, '["JSON"]'))
-             WHEN regexp_matches(doc, '^\s*\{') AND json_valid(doc) THEN [doc::JSON] END) AS items
-FROM docs WHERE (doc IS NOT NULL AND doc <> '') OR structured IS NOT NULL;
+    CASE WHEN cut_kind = 'none' THEN []
+         WHEN any_array IS NOT NULL
+             THEN list_transform(list_transform(cw_any_items(try(to_parse::JSON)), x -> cw_kv(x)), m -> cw_plain_message(m))
+         WHEN any_kvlist IS NOT NULL THEN list_transform([cw_kv(any_kvlist)], m -> cw_plain_message(m))
+         WHEN regexp_matches(doc, '^\s*\[') THEN try(json_transform(to_parse, '["JSON"]'))
+         WHEN regexp_matches(doc, '^\s*\{') AND json_valid(doc) THEN [doc::JSON] END AS items
+FROM tails;
 
 -- One row per message. System instructions are a list of parts, not of messages.
 CREATE OR REPLACE TEMP TABLE oc_msgs AS
@@ -165,24 +203,31 @@ FROM msgs WHERE content IS NOT NULL AND content <> '';
 
 -- Span events of the older conventions.
 INSERT INTO p_content
-WITH ev AS MATERIALIZED (
+WITH ev_attrs AS MATERIALIZED (
     SELECT o.event_id, o.trace_id, o.span_id, o.task_id, o.agent_id, o.source_file, o.source_offset,
         o.source_line, o.source_record, o.ts AS span_ts, e.name AS event_name,
         cw_epoch_us(try_cast(e.timeUnixNano ->> '$' AS HUGEINT) // 1000) AS event_ts,
-        coalesce(cw_any_doc(cw_attr(e.attributes, 'content')), cw_any_doc(cw_attr(e.attributes, 'gen_ai.event.content')),
-                 cw_any_doc(cw_attr(e.attributes, 'body'))) AS content,
-        cw_any_doc(cw_attr(e.attributes, 'message')) AS message,
-        coalesce(cw_attr_text(e.attributes, 'id'), cw_attr_text(e.attributes, 'tool_call_id')) AS call_id
+        cw_attr(e.attributes, 'content') AS a_content, cw_attr(e.attributes, 'gen_ai.event.content') AS a_event_content,
+        cw_attr(e.attributes, 'body') AS a_body, cw_attr(e.attributes, 'message') AS a_message,
+        cw_attr(e.attributes, 'id') AS a_id, cw_attr(e.attributes, 'tool_call_id') AS a_tool_call_id
     FROM (SELECT event_id, trace_id, span_id, task_id, agent_id, source_file, source_offset,
                  source_line, source_record, ts, unnest(events) AS e
           FROM o_resolved WHERE len(events) > 0) o
     WHERE e.name IN ('gen_ai.system.message', 'gen_ai.user.message', 'gen_ai.assistant.message',
                      'gen_ai.tool.message', 'gen_ai.choice')
+), ev AS MATERIALIZED (
+    SELECT * EXCLUDE (a_content, a_event_content, a_body, a_message, a_id, a_tool_call_id),
+        -- One cw_any_doc for both (binding that macro costs ~0.1 s per use).
+        list_transform([coalesce(a_content, a_event_content, a_body), a_message], v -> cw_any_doc(v)) AS docs,
+        coalesce(cw_any_text(a_id), cw_any_text(a_tool_call_id)) AS call_id
+    FROM ev_attrs
+), ev_docs AS (
+    SELECT * EXCLUDE (docs), docs[1] AS content, docs[2] AS message FROM ev
 ), bodies AS (
     SELECT *,
         CASE WHEN coalesce(CASE WHEN json_valid(coalesce(message, content)) THEN json_type(coalesce(message, content)::JSON) = 'OBJECT' END, false)
              THEN coalesce(message, content)::JSON END AS obj
-    FROM ev
+    FROM ev_docs
 )
 SELECT event_id, coalesce(event_ts, span_ts), trace_id, span_id, task_id, agent_id,
     CASE event_name WHEN 'gen_ai.system.message' THEN 'system' WHEN 'gen_ai.user.message' THEN 'user'

@@ -945,6 +945,40 @@ def test_tool_result_repeated_in_later_prompts_is_kept_once(ingest: Ingester):
     assert ingest.one("SELECT count(*) FROM content_entities") == before
 
 
+@pytest.mark.parametrize("structured", [False, True], ids=["json-string", "anyvalue"])
+def test_growing_conversation_reads_each_message_once_where_it_first_appears(
+    ingest: Ingester, structured: bool
+):
+    # Each chat span repeats the history and adds one message naming a new address: only the
+    # new tail is parsed, and no message is lost or read twice. Turn 4's history was edited
+    # (its first message changed), so it is read whole and its changed message is found.
+    encode = anyvalue if structured else (lambda v: v)
+    history, spans = [], []
+    for turn in (1, 2, 3):
+        history = history + [_parts_message("user", f"Turn {turn}: write to turn{turn}@grow.example")]
+        spans.append(chat(turn, {"gen_ai.input.messages": encode(history)}, start=1000 * turn))
+    edited = [_parts_message("user", "Turn 1: write to edited@grow.example"), *history[1:]]
+    spans.append(chat(4, {"gen_ai.input.messages": encode(edited)}, start=4000))
+    ingest.document("grow.json", export(*spans))
+    for turn in (1, 2, 3):
+        rows = found(ingest, f"turn{turn}@grow.example")
+        assert [(r["event_id"], r["origin"]) for r in rows] == [
+            (f"otlp:{TRACE}:{sid(turn)}", "user")
+        ]
+    assert [r["event_id"] for r in found(ingest, "edited@grow.example")] == [
+        f"otlp:{TRACE}:{sid(4)}"
+    ]
+
+
+def test_structured_message_with_a_repeated_key_keeps_the_first(ingest: Ingester):
+    # A kvlist may repeat a key (legal OTLP); the first value wins, nothing fails.
+    message = anyvalue(_parts_message("user", "Send it to dup.key@shape.example"))
+    message["kvlistValue"]["values"].insert(1, {"key": "role", "value": {"stringValue": "tool"}})
+    doc = chat(1, {"gen_ai.input.messages": {"arrayValue": {"values": [message]}}}, start=100)
+    ingest.document("dup.json", export(doc))
+    assert [r["origin"] for r in found(ingest, "dup.key@shape.example")] == ["user"]
+
+
 def test_tool_result_repeated_in_a_later_file_keeps_its_tool_and_trust(ingest: Ingester):
     # Repeats are read once per ingest batch; a later file's copy is named by the earlier batch.
     spans = _conversation([1, 2], tool="get_balance")
