@@ -3,11 +3,16 @@
 -- spans (invoke_agent, chat, ...) go to agent_spans. Agent and task come from the span, else its
 -- nearest ancestor that has them, else any span of the trace, else resource / trace id.
 
+-- Variants read: {"resourceSpans": [...]} (OTLP/JSON), {"batches": [...]} (Grafana Tempo's export,
+-- same entries), and in each entry scopeSpans {scope, spans} or the older exporters'
+-- instrumentationLibrarySpans {instrumentationLibrary, spans}.
 CREATE OR REPLACE TEMP TABLE o_docs AS
 SELECT source_file, unit_line, unit_offset, j,
-    CASE WHEN json_type(j) = 'OBJECT' AND json_type(j -> 'resourceSpans') = 'ARRAY'
-         THEN json_transform(j -> 'resourceSpans',
-            '[{"resource":{"attributes":[{"key":"VARCHAR","value":"JSON"}]},"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}]}]')
+    CASE WHEN json_type(j) = 'OBJECT' AND (j -> 'resourceSpans') IS NULL AND json_type(j -> 'batches') = 'ARRAY'
+         THEN 'batches' ELSE 'resourceSpans' END AS top_key,
+    CASE WHEN json_type(j) = 'OBJECT' AND json_type(coalesce(j -> 'resourceSpans', j -> 'batches')) = 'ARRAY'
+         THEN json_transform(coalesce(j -> 'resourceSpans', j -> 'batches'),
+            '[{"resource":{"attributes":[{"key":"VARCHAR","value":"JSON"}]},"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}],"instrumentationLibrarySpans":[{"instrumentationLibrary":{"name":"VARCHAR"},"spans":["JSON"]}]}]')
     END AS rs
 FROM unit_json WHERE source_format = 'otlp';
 
@@ -16,7 +21,9 @@ INSERT INTO p_records
 SELECT 'otlp', source_file, unit_line, unit_offset, 0,
     'reject:' || cw_keyed('reject:otlp', j::VARCHAR), 0,
     CASE WHEN json_type(j) <> 'OBJECT' THEN 'document is not a JSON object (got ' || cw_json_kind(j) || ')'
-         WHEN (j -> 'resourceSpans') IS NULL THEN 'not an OTLP trace export: missing resourceSpans'
+         WHEN (j -> 'resourceSpans') IS NULL AND (j -> 'batches') IS NULL
+             THEN 'not an OTLP trace export: missing resourceSpans'
+         WHEN (j -> 'resourceSpans') IS NULL THEN 'wrong type for batches: expected array, got ' || cw_json_kind(j -> 'batches')
          ELSE 'wrong type for resourceSpans: expected array, got ' || cw_json_kind(j -> 'resourceSpans') END,
     left(cw_redact(left(j::VARCHAR, 65536)), $reject_text_chars), strlen(j::VARCHAR)
 FROM o_docs WHERE rs IS NULL;
@@ -27,8 +34,10 @@ WITH r1 AS (
     FROM o_docs WHERE rs IS NOT NULL
 ), s1 AS (
     SELECT source_file, unit_line, unit_offset, ri, r.resource.attributes AS res_attrs,
-           unnest(r.scopeSpans) AS s, unnest(range(len(r.scopeSpans))) AS si
-    FROM r1
+           unnest(scopes) AS s, unnest(range(len(scopes))) AS si
+    FROM (SELECT *, coalesce(r.scopeSpans, []) || coalesce(list_transform(r.instrumentationLibrarySpans,
+                        x -> {'scope': {'name': x.instrumentationLibrary.name}, 'spans': x.spans}), []) AS scopes
+          FROM r1)
 ), p1 AS (
     SELECT source_file, unit_line, unit_offset, ri, si, res_attrs, s.scope.name AS scope_name,
            unnest(s.spans) AS span, unnest(range(len(s.spans))) AS pi
@@ -46,41 +55,60 @@ FROM p1;
 
 -- A resourceSpans / scopeSpans entry that is not an object, or scopeSpans / spans that is not an
 -- array, hides its spans: each such part is one rejected record (numbered after the spans), never
--- silently nothing. Absent or null parts hold no spans. Only documents whose typed read has a
--- NULL part (absent, null or of the wrong type) are re-read here: re-reading every document as
--- JSON would cost as much as parsing it.
+-- silently nothing. Absent or null parts hold no spans, unless the entry carries keys this parser
+-- does not know in their place (a misspelt "scopeSpan"): then it is rejected too. Only documents
+-- whose typed read has a NULL part (absent, null or of the wrong type) are re-read here:
+-- re-reading every document as JSON would cost as much as parsing it.
 CREATE OR REPLACE TEMP TABLE o_broken AS
 WITH r1 AS (
-    SELECT source_file, unit_line, unit_offset, j, unnest(rl) AS r, unnest(range(len(rl))) AS ri
-    FROM (SELECT *, json_transform(j -> 'resourceSpans', '["JSON"]') AS rl FROM o_docs
+    SELECT source_file, unit_line, unit_offset, j, top_key, unnest(rl) AS r, unnest(range(len(rl))) AS ri
+    FROM (SELECT *, json_transform(j -> top_key, '["JSON"]') AS rl FROM o_docs
           WHERE rs IS NOT NULL
-            AND len(list_filter(rs, r -> r IS NULL OR r.scopeSpans IS NULL
-                    OR len(list_filter(r.scopeSpans, s -> s IS NULL OR s.spans IS NULL)) > 0)) > 0)
+            AND len(list_filter(rs, r -> r IS NULL OR (r.scopeSpans IS NULL AND r.instrumentationLibrarySpans IS NULL)
+                    OR len(list_filter(coalesce(r.scopeSpans, []), s -> s IS NULL OR s.spans IS NULL)) > 0
+                    OR len(list_filter(coalesce(r.instrumentationLibrarySpans, []), s -> s IS NULL OR s.spans IS NULL)) > 0)) > 0)
+), scopes AS (
+    SELECT *, 'scopeSpans' AS scope_key FROM r1
+    UNION ALL
+    SELECT *, 'instrumentationLibrarySpans' FROM r1 WHERE (r -> 'instrumentationLibrarySpans') IS NOT NULL
 ), s1 AS (
-    SELECT source_file, unit_line, unit_offset, j, ri, unnest(sl) AS s, unnest(range(len(sl))) AS si
-    FROM (SELECT *, json_transform(r -> 'scopeSpans', '["JSON"]') AS sl FROM r1
-          WHERE json_type(r) = 'OBJECT' AND json_type(r -> 'scopeSpans') = 'ARRAY')
+    SELECT source_file, unit_line, unit_offset, j, top_key, ri, scope_key, unnest(sl) AS s, unnest(range(len(sl))) AS si
+    FROM (SELECT *, json_transform(r -> scope_key, '["JSON"]') AS sl FROM scopes
+          WHERE json_type(r) = 'OBJECT' AND json_type(r -> scope_key) = 'ARRAY')
 )
-SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || ']' AS part_path,
+SELECT source_file, unit_line, unit_offset, j, top_key || '[' || ri || ']' AS part_path,
        coalesce(r, 'null'::JSON) AS part, 'object' AS expected
 FROM r1 WHERE coalesce(json_type(r), 'NULL') <> 'OBJECT'
 UNION ALL
-SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || '].scopeSpans', r -> 'scopeSpans', 'array'
-FROM r1 WHERE json_type(r) = 'OBJECT' AND json_type(r -> 'scopeSpans') NOT IN ('ARRAY', 'NULL')
+SELECT source_file, unit_line, unit_offset, j, top_key || '[' || ri || '].' || scope_key, r -> scope_key, 'array'
+FROM scopes WHERE json_type(r) = 'OBJECT' AND json_type(r -> scope_key) NOT IN ('ARRAY', 'NULL')
 UNION ALL
-SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || '].scopeSpans[' || si || ']',
+-- No spans, and keys the parser does not know: a misspelt scopeSpans.
+SELECT source_file, unit_line, unit_offset, j, top_key || '[' || ri || ']', r, 'scopeSpans'
+FROM r1 WHERE json_type(r) = 'OBJECT' AND (r -> 'scopeSpans') IS NULL AND (r -> 'instrumentationLibrarySpans') IS NULL
+    AND len(list_filter(json_keys(r), k -> k NOT IN ('resource', 'schemaUrl', 'scopeSpans', 'instrumentationLibrarySpans'))) > 0
+UNION ALL
+SELECT source_file, unit_line, unit_offset, j, top_key || '[' || ri || '].' || scope_key || '[' || si || ']',
        coalesce(s, 'null'::JSON), 'object'
 FROM s1 WHERE coalesce(json_type(s), 'NULL') <> 'OBJECT'
 UNION ALL
-SELECT source_file, unit_line, unit_offset, j, 'resourceSpans[' || ri || '].scopeSpans[' || si || '].spans',
+SELECT source_file, unit_line, unit_offset, j, top_key || '[' || ri || '].' || scope_key || '[' || si || '].spans',
        s -> 'spans', 'array'
-FROM s1 WHERE json_type(s) = 'OBJECT' AND json_type(s -> 'spans') NOT IN ('ARRAY', 'NULL');
+FROM s1 WHERE json_type(s) = 'OBJECT' AND json_type(s -> 'spans') NOT IN ('ARRAY', 'NULL')
+UNION ALL
+SELECT source_file, unit_line, unit_offset, j, top_key || '[' || ri || '].' || scope_key || '[' || si || ']', s, 'spans'
+FROM s1 WHERE json_type(s) = 'OBJECT' AND (s -> 'spans') IS NULL
+    AND len(list_filter(json_keys(s), k -> k NOT IN ('scope', 'instrumentationLibrary', 'schemaUrl', 'spans'))) > 0;
 
 INSERT INTO p_records
 SELECT 'otlp', b.source_file, b.unit_line, b.unit_offset,
     (coalesce(n.spans, 0) + row_number() OVER (PARTITION BY b.source_file, b.unit_line ORDER BY b.part_path) - 1)::INTEGER,
     'reject:' || cw_keyed('reject:otlp', b.j::VARCHAR || '#' || b.part_path), 0,
-    'wrong type for ' || b.part_path || ': expected ' || b.expected || ', got ' || cw_json_kind(b.part),
+    CASE WHEN b.expected IN ('scopeSpans', 'spans')
+         THEN 'no ' || b.expected || ' in ' || b.part_path || ' (unexpected keys: '
+              || array_to_string(list_sort(list_filter(json_keys(b.part), k -> k NOT IN
+                     ('resource', 'schemaUrl', 'scopeSpans', 'instrumentationLibrarySpans', 'scope', 'instrumentationLibrary', 'spans')))[1:8], ', ') || ')'
+         ELSE 'wrong type for ' || b.part_path || ': expected ' || b.expected || ', got ' || cw_json_kind(b.part) END,
     left(cw_redact(left(b.part::VARCHAR, 65536)), $reject_text_chars), strlen(b.part::VARCHAR)
 FROM o_broken b
 LEFT JOIN (SELECT source_file, source_line, count(*) AS spans FROM o_raw GROUP BY ALL) n
@@ -122,9 +150,21 @@ SELECT source_file, source_line, source_offset, source_record, trace_id, span_id
     coalesce(cw_attr_text(s.attributes, 'gen_ai.operation.name'),
              CASE WHEN starts_with(s.name, 'execute_tool') THEN 'execute_tool' END) AS operation,
     cw_attr_text(s.attributes, 'mcp.method.name') AS mcp_method,
+    s.kind AS span_kind, cw_attr_text(s.attributes, 'mcp.session.id') AS mcp_session,
+    cw_attr_text(s.attributes, 'jsonrpc.request.id') AS rpc_id,
+    cw_attr_text(s.attributes, 'gen_ai.agent.id') AS agent_attr_id,
+    cw_attr_text(s.attributes, 'gen_ai.agent.name') AS agent_attr_name,
     coalesce(cw_attr_text(s.attributes, 'gen_ai.agent.id'), cw_attr_text(s.attributes, 'gen_ai.agent.name')) AS own_agent,
     coalesce(cw_attr_text(s.attributes, 'chainwatch.task.id'), cw_attr_text(s.attributes, 'gen_ai.conversation.id')) AS own_task
 FROM o_valid WHERE reason IS NULL;
+
+-- One agent, one id: a span naming its agent only by gen_ai.agent.name takes the gen_ai.agent.id
+-- that another span of the same trace gives for that name (an invoke_agent span usually has both).
+UPDATE o_spans SET own_agent = m.agent_id
+FROM (SELECT trace_id, agent_attr_name, min(agent_attr_id) AS agent_id FROM o_spans
+      WHERE agent_attr_id IS NOT NULL AND agent_attr_name IS NOT NULL GROUP BY ALL) m
+WHERE o_spans.agent_attr_id IS NULL AND o_spans.trace_id = m.trace_id
+  AND o_spans.agent_attr_name = m.agent_attr_name;
 
 -- Nearest ancestor with an agent / task, walking parents inside the batch (depth-bounded).
 CREATE OR REPLACE TEMP TABLE o_inherited AS
@@ -146,14 +186,17 @@ FROM walk GROUP BY trace_id, span_id;
 CREATE OR REPLACE TEMP TABLE o_trace AS
 SELECT trace_id,
     arg_min(own_agent, ts) FILTER (WHERE own_agent IS NOT NULL) AS agent_id,
-    arg_min(own_task, ts) FILTER (WHERE own_task IS NOT NULL) AS task_id
+    arg_min(own_task, ts) FILTER (WHERE own_task IS NOT NULL) AS task_id,
+    -- A trace with no GenAI or MCP span (a plain HTTP trace in the same export) is no agent task.
+    bool_or(operation IS NOT NULL OR mcp_method IS NOT NULL OR own_agent IS NOT NULL OR own_task IS NOT NULL) AS is_agent_trace
 FROM o_spans GROUP BY trace_id;
 
 CREATE OR REPLACE TEMP TABLE o_resolved AS
 SELECT o.*,
     coalesce(i.agent_id, t.agent_id, cw_attr_text(o.res_attrs, 'service.name')) AS agent_id,
-    coalesce(i.task_id, t.task_id, o.trace_id) AS task_id,
-    CASE WHEN o.own_task IS NOT NULL THEN 'span_attribute'
+    CASE WHEN t.is_agent_trace THEN coalesce(i.task_id, t.task_id, o.trace_id) END AS task_id,
+    CASE WHEN NOT t.is_agent_trace THEN NULL
+         WHEN o.own_task IS NOT NULL THEN 'span_attribute'
          WHEN i.task_id IS NOT NULL THEN 'ancestor_span'
          WHEN t.task_id IS NOT NULL THEN 'trace'
          ELSE 'trace_id' END AS task_source,
@@ -166,6 +209,24 @@ SELECT o.*,
 FROM o_spans o
 LEFT JOIN o_inherited i USING (trace_id, span_id)
 LEFT JOIN o_trace t USING (trace_id);
+
+-- An MCP call traced on both sides is one call: spans of the same mcp.session.id and
+-- jsonrpc.request.id (request ids are unique within a session) are one action, the client span
+-- (else the earliest). The others go to agent_spans under the call's agent and task, so a server
+-- span exported in a trace of its own creates no second task.
+UPDATE o_resolved SET is_tool = false, agent_id = c.call_agent, task_id = c.call_task,
+    task_source = c.call_task_source
+FROM (
+    SELECT trace_id, span_id,
+        first_value(agent_id) OVER call AS call_agent, first_value(task_id) OVER call AS call_task,
+        first_value(task_source) OVER call AS call_task_source,
+        row_number() OVER call AS nth
+    FROM (SELECT * FROM o_resolved WHERE is_tool AND mcp_session IS NOT NULL AND rpc_id IS NOT NULL
+          QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY source_file, source_line, source_record) = 1)
+    WINDOW call AS (PARTITION BY mcp_session, rpc_id
+                    ORDER BY CASE WHEN span_kind IN ('2', 'SPAN_KIND_SERVER') THEN 1 ELSE 0 END, ts, trace_id, span_id)
+) c
+WHERE c.nth > 1 AND o_resolved.trace_id = c.trace_id AND o_resolved.span_id = c.span_id;
 
 -- Tool spans with their arguments converted once, for p_actions and p_content below (the
 -- AnyValue converter is a large macro: binding it costs ~0.1 s per use, so it is used once).

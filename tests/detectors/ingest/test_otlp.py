@@ -160,6 +160,65 @@ def test_json_lines_of_documents(ingest: Ingester):
     ]
 
 
+def test_legacy_instrumentation_library_spans_are_read(ingest: Ingester):
+    # Older exporters (OTLP < 0.15) write instrumentationLibrarySpans / instrumentationLibrary.
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": []},
+                "instrumentationLibrarySpans": [
+                    {
+                        "instrumentationLibrary": {"name": "opentelemetry.instrumentation.old"},
+                        "spans": [tool_span(sid(1), "read_file"), tool_span(sid(2), "send_email")],
+                    }
+                ],
+            }
+        ]
+    }
+    report = ingest.document("legacy.json", doc)
+    assert counts(report) == [(2, 2, 0, 0)]
+    assert action(ingest, sid(2))["tool"] == "send_email"
+
+
+def test_tempo_batches_export_is_read_as_otlp(ingest: Ingester):
+    # Grafana Tempo's trace download: {"batches": [<resourceSpans entry>, ...]}, one large
+    # document whose first bytes may not hold a whole span.
+    padding = {"gen_ai.tool.description": "x" * 70_000}
+    entry = export(tool_span(sid(1), "search_web", padding), tool_span(sid(2), "read_file"))
+    report = ingest.document("tempo.json", {"batches": entry["resourceSpans"]})
+    assert report.files[0].source_format == "otlp"
+    assert counts(report) == [(2, 2, 0, 0)]
+    assert action(ingest, sid(1))["tool"] == "search_web"
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        (
+            {"resource": {}, "scopeSpan": [{"spans": []}]},
+            "no scopeSpans in resourceSpans[0] (unexpected keys: scopeSpan)",
+        ),
+        (
+            {"scopeSpans": [{"scope": {"name": "s"}, "span": [{}]}]},
+            "no spans in resourceSpans[0].scopeSpans[0] (unexpected keys: span)",
+        ),
+    ],
+    ids=["scopeSpans", "spans"],
+)
+def test_a_misspelt_key_is_rejected_not_silently_empty(ingest: Ingester, entry, reason):
+    report = ingest.document("misspelt.json", {"resourceSpans": [entry]})
+    assert counts(report) == [(1, 0, 1, 0)]
+    assert ingest.rows("SELECT reason FROM rejected_events") == [{"reason": reason}]
+
+
+def test_entries_without_spans_and_without_unknown_keys_are_simply_empty(ingest: Ingester):
+    doc = {"resourceSpans": [{"resource": {}}, {"scopeSpans": [{"scope": {"name": "s"}}]}]}
+    report = ingest.document("empty.json", doc)
+    assert ingest.one("SELECT count(*) FROM rejected_events") == 0
+    assert ingest.one("SELECT count(*) FROM agent_actions") == 0
+    assert report.files[0].source_format == "otlp"
+
+
 def test_spans_from_several_resources_and_scopes_are_all_read(ingest: Ingester):
     doc = {
         "resourceSpans": [
@@ -624,6 +683,81 @@ def test_agent_precedence(ingest: Ingester):
         sid(4): "agent-id-2",
         sid(5): "svc-fallback",
     }
+
+
+def test_agent_named_by_name_only_takes_the_id_its_trace_gives_that_name(ingest: Ingester):
+    # The invoke_agent span carries both id and name; the tool span only the name: one agent.
+    invoke = span(
+        sid(1),
+        "invoke_agent travel",
+        {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.id": "asst_7Qx",
+            "gen_ai.agent.name": "travel",
+        },
+        end=5000,
+    )
+    tool = tool_span(sid(2), "book_hotel", {"gen_ai.agent.name": "travel"}, start=1000)
+    other = tool_span(sid(3), "search", {"gen_ai.agent.name": "helper"}, start=2000)
+    ingest.document("agents.json", export(invoke, tool, other))
+    assert action(ingest, sid(2))["agent_id"] == "asst_7Qx"
+    # A name no span maps to an id stays the name.
+    assert action(ingest, sid(3))["agent_id"] == "helper"
+    assert ingest.rows("SELECT DISTINCT agent_id FROM tasks") == [{"agent_id": "asst_7Qx"}]
+
+
+def test_a_trace_without_genai_spans_creates_no_task(ingest: Ingester):
+    plain = span(sid(1), "GET /healthz", {"http.request.method": "GET"}, trace=TRACE2)
+    agent = tool_span(sid(2), "read_file")
+    report = ingest.document("mixed.json", export(plain, agent))
+    assert counts(report) == [(2, 2, 0, 0)]
+    # The plain span is loaded (nothing lost) but belongs to no task.
+    assert ingest.rows("SELECT task_id, task_source FROM agent_spans") == [
+        {"task_id": None, "task_source": None}
+    ]
+    assert ingest.rows("SELECT task_id FROM tasks") == [{"task_id": TRACE}]
+
+
+def _mcp_span(span_id: str, kind: int, **kwargs) -> dict:
+    attrs = {
+        "mcp.method.name": "tools/call",
+        "gen_ai.tool.name": "get_weather",
+        "mcp.session.id": "sess-42",
+        "jsonrpc.request.id": "7",
+    }
+    out = span(span_id, "tools/call get_weather", attrs, **kwargs)
+    out["kind"] = kind
+    return out
+
+
+def test_mcp_client_and_server_spans_of_one_call_are_one_action(ingest: Ingester):
+    client = _mcp_span(sid(1), 3, start=0, end=300)
+    server = _mcp_span(sid(2), 2, parent=sid(1), start=50, end=250)
+    # Another call on the same session (its own request id) stays its own action.
+    again = _mcp_span(sid(3), 3, start=500, end=700)
+    again["attributes"][3]["value"] = {"stringValue": "8"}
+    report = ingest.document("mcp.json", export(client, server, again))
+    assert counts(report) == [(3, 3, 0, 0)]
+    assert ingest.rows("SELECT span_id FROM agent_actions ORDER BY ts") == [
+        {"span_id": sid(1)},
+        {"span_id": sid(3)},
+    ]
+    assert ingest.rows("SELECT span_id FROM agent_spans") == [{"span_id": sid(2)}]
+
+
+def test_mcp_server_span_in_a_trace_of_its_own_is_the_same_call(ingest: Ingester):
+    # The server did not join the client's trace: the pair still makes one action, and the
+    # server's trace creates no task of its own.
+    client = _mcp_span(sid(1), 3, start=0, end=300)
+    server = _mcp_span(sid(2), 2, trace=TRACE2, start=50, end=250)
+    ingest.document("mcp.json", export(server, client))
+    assert ingest.rows("SELECT trace_id, span_id FROM agent_actions") == [
+        {"trace_id": TRACE, "span_id": sid(1)}
+    ]
+    assert ingest.rows("SELECT trace_id, task_id FROM agent_spans") == [
+        {"trace_id": TRACE2, "task_id": TRACE}
+    ]
+    assert ingest.rows("SELECT task_id FROM tasks") == [{"task_id": TRACE}]
 
 
 def test_agent_and_task_can_come_from_different_ancestors(ingest: Ingester):
