@@ -1,21 +1,38 @@
 -- credential_lifecycles: one row per credential, from its events, the actions made with it and its
 -- task. "as_of" is the newest event time in the warehouse (not the wall clock), so reruns over the
 -- same data give the same table. Agent spans' ends count: a task's end may come from one, and as_of
--- must not precede a task end the table uses.
+-- must not precede a task end the table uses. A credential whose issue is not in the warehouse
+-- takes its issue time, TTL, expiry, scopes, principal, agent and task from its first use that
+-- states them (every Vault request carries its token's); an issue event, when there is one, wins.
 
 CREATE OR REPLACE TABLE credential_lifecycles AS
 WITH as_of AS (
     SELECT greatest(
         (SELECT max(ts) FROM agent_actions), (SELECT max(ts) FROM credential_events),
         (SELECT max(ts) FROM task_events), (SELECT max(coalesce(end_ts, ts)) FROM agent_spans)) AS as_of
+), issue_ids AS (
+    SELECT DISTINCT credential_id FROM credential_events WHERE event_type = 'issue'
+), issue_rows AS (
+    SELECT credential_id, ts, credential_kind, principal, agent_id, task_id,
+        coalesce(issued_at, ts) AS issued_at, expires_at, ttl_s, parent_credential_id, scopes, source_ip,
+        true AS from_issue
+    FROM credential_events WHERE event_type = 'issue'
+    UNION ALL
+    SELECT u.credential_id, u.ts, u.credential_kind, u.principal, u.agent_id, u.task_id,
+        u.issued_at, u.expires_at, u.ttl_s, u.parent_credential_id, u.scopes, u.source_ip,
+        false AS from_issue
+    FROM credential_events u
+    LEFT JOIN issue_ids i ON i.credential_id = u.credential_id
+    WHERE u.event_type = 'use' AND u.issued_at IS NOT NULL AND i.credential_id IS NULL
 ), issue AS (
     SELECT credential_id,
         arg_min(credential_kind, ts) AS credential_kind, arg_min(principal, ts) AS principal,
         arg_min(agent_id, ts) AS agent_id, arg_min(task_id, ts) AS task_id,
-        min(coalesce(issued_at, ts)) AS issued_at, arg_min(expires_at, ts) AS issue_expires_at,
+        min(issued_at) AS issued_at, arg_min(expires_at, ts) AS issue_expires_at,
         arg_min(ttl_s, ts) AS ttl_s, arg_min(parent_credential_id, ts) AS parent_credential_id,
-        arg_min(scopes, ts) AS scopes, arg_min(source_ip, ts) AS issue_source_ip
-    FROM credential_events WHERE event_type = 'issue' GROUP BY credential_id
+        arg_min(scopes, ts) AS scopes, arg_min(source_ip, ts) AS issue_source_ip,
+        count(*) FILTER (WHERE from_issue) > 0 AS issue_seen
+    FROM issue_rows GROUP BY credential_id
 ), events AS (
     SELECT credential_id,
         mode(credential_kind) AS any_kind,
@@ -73,7 +90,7 @@ WITH as_of AS (
         coalesce(u.distinct_source_ips, 0) AS distinct_source_ips,
         u.tasks_used_in, u.agents_used_by, u.source_ips,
         i.parent_credential_id, i.scopes, p.scopes AS parent_scopes,
-        i.issued_at IS NOT NULL AS issue_seen,
+        coalesce(i.issue_seen, false) AS issue_seen,
         (SELECT as_of FROM as_of) AS as_of
     FROM events e
     LEFT JOIN issue i USING (credential_id)

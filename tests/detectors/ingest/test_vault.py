@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from detectors.derive.tables import build_derived_tables
+from detectors.rules.engine import HIT_COLUMNS, RULES_DIR, load_rule, run_rule
 from tests.conftest import Ingester, counts
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
@@ -870,3 +872,414 @@ def test_tool_system_and_class(ingest: Ingester):
         "task-77",
     )
     assert acts["vault:c-sys"]["agent_id"] == "approle-admin"
+
+
+# ---------------------------------------------------------------- lifetimes from any record
+
+
+LONG_TOKEN = hm("token-long-lived")
+ISSUED = datetime(2024, 3, 1, 10, 0, 0)
+TTL_72H = 72 * 3600
+LONG_META = {"role_name": "agent-runner", "task_id": "task-long", "agent_id": "lingerer"}
+LONG_AUTH = token_auth(
+    LONG_TOKEN,
+    hm("accessor-long-lived"),
+    display_name="approle-lingerer",
+    policies=("default", "agent-read"),
+    metadata=LONG_META,
+    ttl=TTL_72H,
+    issue_time="2024-03-01T10:00:00Z",
+)
+
+
+def lifecycle(ingest: Ingester, cred: str) -> dict:
+    build_derived_tables(ingest.con)
+    [row] = ingest.rows("SELECT * FROM credential_lifecycles WHERE credential_id = ?", [cred])
+    return row
+
+
+def test_first_use_states_the_token_lifetime(ingest: Ingester):
+    """No login in the log: each use's auth block carries the token's issue time, TTL, policies,
+    display name and metadata, and the first of them fills the lifecycle."""
+    ingest.lines("audit.log", kv_read("s-1", ISSUED + timedelta(hours=1), LONG_AUTH))
+    cred = ingest.cred_id("vault", LONG_TOKEN)
+    [use] = cred_events(ingest, "use", cred)
+    assert (use["issued_at"], use["ttl_s"], use["expires_at"]) == (
+        ISSUED,
+        TTL_72H,
+        ISSUED + timedelta(hours=72),
+    )
+    assert (use["scopes"], use["principal"]) == (["default", "agent-read"], "approle-lingerer")
+    life = lifecycle(ingest, cred)
+    assert (life["issued_at"], life["ttl_s"], life["expires_at"]) == (
+        ISSUED,
+        TTL_72H,
+        ISSUED + timedelta(hours=72),
+    )
+    assert (life["principal"], life["agent_id"], life["task_id"]) == (
+        "approle-lingerer",
+        "lingerer",
+        "task-long",
+    )
+    assert life["scopes"] == ["default", "agent-read"]
+    assert life["credential_kind"] == "vault_token"
+    assert life["issue_seen"] is False  # the issue itself is still not in the warehouse
+
+
+def test_principal_falls_back_to_the_entity(ingest: Ingester):
+    auth = dict(LONG_AUTH, display_name=None)
+    ingest.lines("audit.log", kv_read("s-e", ISSUED + timedelta(hours=1), auth))
+    [use] = cred_events(ingest, "use")
+    assert use["principal"] == LONG_AUTH["entity_id"]
+
+
+def test_a_token_without_ttl_has_no_expiry(ingest: Ingester):
+    """token_ttl 0 (root tokens): the token does not expire; it must not look expired at issue."""
+    root = dict(LONG_AUTH, token_ttl=0, policies=["root"], token_policies=["root"])
+    ingest.lines("audit.log", kv_read("s-root", ISSUED + timedelta(days=61), root))
+    [use] = cred_events(ingest, "use")
+    assert (use["ttl_s"], use["expires_at"]) == (0, None)
+    assert lifecycle(ingest, use["credential_id"])["expires_at"] is None
+
+
+def test_the_earliest_use_fills_the_lifecycle(ingest: Ingester):
+    later = dict(LONG_AUTH, metadata={"task_id": "task-other", "agent_id": "other"})
+    ingest.lines("audit-1.log", kv_read("s-late", ISSUED + timedelta(days=2), later))
+    ingest.lines("audit-2.log", kv_read("s-early", ISSUED + timedelta(hours=1), LONG_AUTH))
+    life = lifecycle(ingest, ingest.cred_id("vault", LONG_TOKEN))
+    assert (life["agent_id"], life["task_id"]) == ("lingerer", "task-long")
+
+
+def test_a_login_corrects_the_first_sighting(ingest: Ingester):
+    """A later run brings the login: its values win over what the uses stated."""
+    ingest.lines("audit-1.log", kv_read("s-use", ISSUED + timedelta(hours=1), LONG_AUTH))
+    issued = dict(
+        LONG_AUTH,
+        display_name="approle-corrected",
+        token_ttl=3600,
+        policies=["default"],
+        token_policies=["default"],
+        metadata={"task_id": "task-login", "agent_id": "login-agent"},
+    )
+    ingest.lines("audit-2.log", login("s-login", ISSUED, issued))
+    life = lifecycle(ingest, ingest.cred_id("vault", LONG_TOKEN))
+    assert (life["issued_at"], life["ttl_s"], life["expires_at"]) == (
+        ISSUED,
+        3600,
+        ISSUED + timedelta(hours=1),
+    )
+    assert (life["principal"], life["agent_id"], life["task_id"], life["scopes"]) == (
+        "approle-corrected",
+        "login-agent",
+        "task-login",
+        ["default"],
+    )
+    assert life["issue_seen"] is True
+
+
+def test_token_used_61_days_past_its_72h_ttl_is_flagged(ingest: Ingester):
+    """The issue-16 case, end to end: no login, no renewals in the log; the token's uses state a
+    72 h TTL from 1 March, and it is still used on 1 May."""
+    early = ISSUED + timedelta(hours=1)
+    late = ISSUED + timedelta(days=61)
+    entries = [*kv_read("x-early", early, LONG_AUTH), *kv_read("x-late", late, LONG_AUTH)]
+    assert counts(ingest.lines("audit.log", entries)) == [(4, 2, 0, 2)]
+    cred = ingest.cred_id("vault", LONG_TOKEN)
+    life = lifecycle(ingest, cred)
+    assert life["expires_at"] == ISSUED + timedelta(hours=72)
+    assert (life["ended_by"], life["last_use"]) == ("expired", at_response(late))
+    rule = load_rule(RULES_DIR / "credential_used_past_expiry.yaml")
+    hits = [dict(zip(HIT_COLUMNS, row, strict=True)) for row in run_rule(ingest.con, rule)]
+    assert [(h["credential_id"], h["evidence_event_ids"]) for h in hits] == [(cred, ["vault:x-late"])]
+    assert (hits[0]["agent_id"], hits[0]["task_id"]) == ("lingerer", "task-long")
+    assert hits[0]["first_seen"] == at_response(late)
+
+
+def test_token_used_within_its_72h_ttl_is_not_flagged(ingest: Ingester):
+    entries = kv_read("w-1", ISSUED + timedelta(hours=71, minutes=59), LONG_AUTH)
+    ingest.lines("audit.log", entries)
+    build_derived_tables(ingest.con)
+    rule = load_rule(RULES_DIR / "credential_used_past_expiry.yaml")
+    assert run_rule(ingest.con, rule) == []
+
+
+# ---------------------------------------------------------------- attribution of denied requests
+
+
+def test_denied_request_naming_only_request_client_token_is_attributed(ingest: Ingester):
+    """An invalid or unprivileged token: auth holds no client_token, request.client_token does."""
+    entries = [
+        *login("d-login", T0, AGENT_AUTH),
+        *pair(
+            "d-1",
+            "secret/data/admin/root-creds",
+            T0 + timedelta(minutes=5),
+            operation="read",
+            request_auth={"client_token": TOKEN},  # only to put it in request.client_token
+            mount_type="kv",
+            mount_point="secret/",
+            error="1 error occurred:\n\t* permission denied\n\n",
+        ),
+    ]
+    for entry in entries[2:]:
+        entry["auth"] = {"token_type": "default"}
+    assert entries[3]["request"]["client_token"] == TOKEN and "client_token" not in entries[3]["auth"]
+    ingest.lines("audit.log", entries)
+    cred = ingest.cred_id("vault", TOKEN)
+    act = actions(ingest)["vault:d-1"]
+    assert (act["credential_id"], act["outcome"]) == (cred, "denied")
+    [use] = cred_events(ingest, "use", cred)
+    assert (use["event_id"], use["outcome"]) == ("vault:d-1", "denied")
+    life = lifecycle(ingest, cred)  # one credential: the login's token and the denied request's
+    assert (life["issue_seen"], life["last_use"]) == (True, at_response(T0 + timedelta(minutes=5)))
+    assert TOKEN not in ingest.stored_text()
+
+
+def test_empty_request_client_token_names_no_credential(ingest: Ingester):
+    ingest.lines("audit.log", pair("d-2", "sys/health", T0, operation="read"))
+    assert actions(ingest)["vault:d-2"]["credential_id"] is None
+    assert cred_events(ingest, "use") == []
+
+
+# ---------------------------------------------------------------- KMIP entries
+
+
+def kmip_pair(rid: str, at: datetime, *, path: str | None) -> list[dict]:
+    """KMIP operations: `kmip-request` / `kmip-response` entries; the client authenticates with
+    its TLS certificate, so there is no token."""
+    request = {
+        "id": rid,
+        "operation": "Create",
+        "mount_type": "kmip",
+        "mount_point": "kmip/",
+        "namespace": {"id": "root"},
+        "remote_address": REMOTE,
+    }
+    if path is not None:
+        request["path"] = path
+    auth = {"display_name": "kmip-finance-db", "policies": None, "metadata": {"role": "db"}}
+    return [
+        {"time": vtime(at), "type": "kmip-request", "auth": auth, "request": request},
+        {
+            "time": vtime(at + RESPONSE_DELAY),
+            "type": "kmip-response",
+            "auth": auth,
+            "request": request,
+            "response": {"mount_type": "kmip"},
+        },
+    ]
+
+
+def test_kmip_entries_are_loaded(ingest: Ingester):
+    entries = [
+        *kmip_pair("k-1", T0, path="kmip/scope/finance/role/db"),
+        *kmip_pair("k-2", T0 + timedelta(seconds=1), path=None),
+    ]
+    # each pair: one action from the response, the request a duplicate of it
+    assert counts(ingest.lines("audit.log", entries)) == [(4, 2, 0, 2)]
+    acts = actions(ingest)
+    assert {k: (a["tool"], a["system"], a["outcome"], a["source_line"]) for k, a in acts.items()} == {
+        "vault:k-1": ("vault.kmip.create", "vault:kmip", "ok", 2),
+        "vault:k-2": ("vault.kmip.create", "vault:kmip", "ok", 4),
+    }
+    assert acts["vault:k-2"]["destination"] == "kmip"
+    assert acts["vault:k-1"]["credential_id"] is None
+    assert ingest.one("SELECT count(*) FROM credential_events") == 0
+
+
+def test_kmip_entry_without_request_id_is_rejected(ingest: Ingester):
+    request, response = kmip_pair("k-3", T0, path=None)
+    response["request"] = {k: v for k, v in response["request"].items() if k != "id"}
+    report = ingest.lines("audit.log", [request, response])
+    assert counts(report) == [(2, 1, 1, 0)]
+    [reason] = [r["reason"] for r in ingest.rows("SELECT reason FROM rejected_events")]
+    assert reason == "missing required field request.id"
+
+
+# ---------------------------------------------------------------- PKI and SSH issuance
+
+
+def _epoch(at: datetime) -> int:
+    return int(at.replace(tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    ("path", "mount", "data", "response_data", "secret", "kind", "ttl"),
+    [
+        # certificate with its expiration (a number: Vault does not HMAC it)
+        (
+            "pki/issue/web-server",
+            "pki",
+            {"common_name": hm("cn"), "ttl": hm("ttl")},
+            {"serial_number": hm("serial-1"), "expiration": _epoch(T0 + timedelta(hours=72))},
+            None,
+            "vault_certificate",
+            72 * 3600,
+        ),
+        # a signed CSR on an intermediate mount, the requested ttl readable (audit_non_hmac_request_keys)
+        (
+            "pki_int/sign/agents",
+            "pki",
+            {"csr": hm("csr"), "ttl": "1h30m"},
+            {"serial_number": hm("serial-2")},
+            None,
+            "vault_certificate",
+            5400,
+        ),
+        # the requested ttl HMAC'd and no expiration: lifetime unknown
+        (
+            "pki/issue/web-server",
+            "pki",
+            {"common_name": hm("cn"), "ttl": hm("ttl")},
+            {"serial_number": hm("serial-3")},
+            None,
+            "vault_certificate",
+            None,
+        ),
+        # SSH certificate, ttl in plain seconds
+        (
+            "ssh-client-signer/sign/deployer",
+            "ssh",
+            {"public_key": hm("pub"), "ttl": "1800"},
+            {"serial_number": hm("serial-4"), "signed_key": hm("signed")},
+            None,
+            "vault_ssh_certificate",
+            1800,
+        ),
+        # SSH one-time password: a lease, issued once (not again as a vault_lease)
+        (
+            "ssh/creds/otp_key_role",
+            "ssh",
+            {"ip": hm("ip")},
+            {"key": hm("otp"), "key_type": hm("otp-type")},
+            {"lease_id": "ssh/creds/otp_key_role/73bbf513-9606-4bec-816c-5a2f009765a5"},
+            "vault_ssh_certificate",
+            None,
+        ),
+    ],
+)
+def test_pki_and_ssh_issuance_issues_a_credential(
+    ingest: Ingester, path, mount, data, response_data, secret, kind, ttl
+):
+    response = {"mount_type": mount, "data": response_data}
+    if secret:
+        response["secret"] = secret
+    entries = pair(
+        "i-1",
+        path,
+        T0,
+        auth=AGENT_AUTH,
+        data=data,
+        mount_type=mount,
+        mount_point=path.split("/", 1)[0] + "/",
+        response=response,
+    )
+    assert counts(ingest.lines("audit.log", entries)) == [(2, 1, 0, 1)]
+    [issue] = cred_events(ingest, "issue")
+    token = ingest.cred_id("vault", TOKEN)
+    assert (issue["credential_kind"], issue["ttl_s"]) == (kind, ttl)
+    assert issue["issued_at"] == at_response(T0)
+    if ttl is None:
+        assert issue["expires_at"] is None
+    elif "expiration" in response_data:  # the certificate's own expiry, to the second
+        assert issue["expires_at"] == T0 + timedelta(seconds=ttl)
+    else:
+        assert issue["expires_at"] == at_response(T0) + timedelta(seconds=ttl)
+    assert (issue["principal"], issue["scopes"]) == (path, [path])
+    assert (issue["parent_credential_id"], issue["task_id"], issue["agent_id"]) == (
+        token,
+        "task-77",
+        "researcher",
+    )
+    assert issue["credential_id"] != token
+    act = actions(ingest)["vault:i-1"]
+    assert (act["action_class"], act["credential_id"]) == ("credential", token)
+    [use] = cred_events(ingest, "use")
+    assert use["credential_id"] == token
+
+
+def test_pki_expiration_is_exact(ingest: Ingester):
+    """expiration wins over the requested ttl, and names the expiry itself."""
+    expires = T0 + timedelta(hours=24)
+    entries = pair(
+        "i-2",
+        "pki/issue/web-server",
+        T0,
+        auth=AGENT_AUTH,
+        data={"ttl": "72h"},
+        mount_type="pki",
+        mount_point="pki/",
+        response={"mount_type": "pki", "data": {"expiration": _epoch(expires)}},
+    )
+    ingest.lines("audit.log", entries)
+    [issue] = cred_events(ingest, "issue")
+    assert (issue["expires_at"], issue["ttl_s"]) == (expires, 24 * 3600)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["pki/roles/web-server", "pki/cert/ca", "ssh/roles/deployer", "secret/data/pki/issue/x"],
+)
+def test_other_pki_and_ssh_paths_issue_nothing(ingest: Ingester, path):
+    mount = path.split("/", 1)[0]
+    entries = pair(
+        "i-3",
+        path,
+        T0,
+        auth=AGENT_AUTH,
+        mount_type="kv" if mount == "secret" else mount,
+        mount_point=mount + "/",
+        response={"mount_type": mount, "data": {"serial_number": hm("s")}},
+    )
+    ingest.lines("audit.log", entries)
+    assert cred_events(ingest, "issue") == []
+    assert actions(ingest)["vault:i-3"]["action_class"] != "credential"
+
+
+def test_a_failed_pki_issue_issues_nothing(ingest: Ingester):
+    entries = pair(
+        "i-4",
+        "pki/issue/web-server",
+        T0,
+        auth=AGENT_AUTH,
+        mount_type="pki",
+        mount_point="pki/",
+        error="1 error occurred:\n\t* permission denied\n\n",
+    )
+    ingest.lines("audit.log", entries)
+    assert cred_events(ingest, "issue") == []
+
+
+# ---------------------------------------------------------------- misspelt main keys
+
+
+@pytest.mark.parametrize(
+    ("wrong", "right", "reason"),
+    [
+        ("requst", "request", "misspelt top-level key: requst (expected request)"),
+        ("typ", "type", "misspelt top-level key: typ (expected type)"),
+        ("respnse", "response", "misspelt top-level key: respnse (expected response)"),
+        ("eror", "error", "misspelt top-level key: eror (expected error)"),
+        ("auht", "auth", "misspelt top-level key: auht (expected auth)"),
+        ("Time", "time", "misspelt top-level key: Time (expected time)"),
+    ],
+)
+def test_misspelt_main_key_is_rejected_not_lost(ingest: Ingester, wrong, right, reason):
+    """A response whose `response` or `error` key is misspelt would load as a bare success: the
+    entry is rejected with the key named. The good entry before it still loads."""
+    good = kv_read("m-1", T0, AGENT_AUTH, error="permission denied")
+    bad = dict(good[1], request=dict(good[1]["request"], id="m-2"))
+    bad[wrong] = bad.pop(right)
+    report = ingest.lines("audit.log", [*good, bad])
+    assert counts(report) == [(3, 1, 1, 1)]
+    rows = ingest.rows("SELECT source_line, reason FROM rejected_events")
+    assert [(r["source_line"], r["reason"]) for r in rows] == [(3, reason)]
+    assert ingest.one("SELECT count(*) FROM agent_actions") == 1
+
+
+def test_unknown_top_level_keys_far_from_vaults_are_kept(ingest: Ingester):
+    """Newer Vault versions add keys (forwarded_from, ...): only near-misses are rejected."""
+    request, response = kv_read("m-3", T0, AGENT_AUTH)
+    response["forwarded_from"] = "vault-1.internal:8201"
+    response["schema_version"] = 2
+    assert counts(ingest.lines("audit.log", [request, response])) == [(2, 1, 0, 1)]
