@@ -15,10 +15,13 @@ CREATE OR REPLACE TEMP MACRO cw_hash(ns, v) AS 'cred_' || cw_keyed(ns, v);
 
 -- Secrets that must never be stored: private keys, bearer tokens, AWS key ids, GitHub, Slack,
 -- Vault tokens, JWTs, and the values of secret-named keys (JSON, escaped JSON and key=value).
-CREATE OR REPLACE TEMP MACRO cw_redact(s) AS
+-- Keys that name a secret rather than hold one (secretId, SecretArn, secret_name...: AWS Secrets
+-- Manager ARNs and names) are kept: a marker (U+E000) is put inside such a key so that the
+-- secret-named-key patterns skip it, and taken out at the end.
+CREATE OR REPLACE TEMP MACRO cw_redact(s) AS replace(
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-        s,
+        regexp_replace(s, '(?i)((?:\\?"|\b)secret[_-]?)((?:id|arn|name)s?(?:\\?"\s*:|=))', '\1' || chr(57344) || '\2', 'g'),
         -- Vault audit HMACs of tokens, accessors and request data: linkable identifiers.
         'hmac-sha256:[0-9A-Za-z+/=]{16,}', '[REDACTED:hmac]', 'g'),
         -- An AWS key id followed closely by its 40-character secret (a pasted key pair).
@@ -33,7 +36,8 @@ CREATE OR REPLACE TEMP MACRO cw_redact(s) AS
         '\b(hv[sbr]\.[A-Za-z0-9_-]{20,}|[sbr]\.[A-Za-z0-9]{24})\b', '[REDACTED:vault_token]', 'g'),
         'eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}', '[REDACTED:jwt]', 'g'),
         '(?i)(\\?"[a-z_-]*(secret|password|passwd|pwd|token|api_?key|apikey|private_?key|authorization|credential)[a-z_-]*\\?"\s*:\s*\\?")([^"\\]|\\[^"])*', '\1[REDACTED]', 'g'),
-        '(?i)(\b[a-z_-]*(secret|password|passwd|pwd|token|api_?key|apikey|authorization|sig|signature)[a-z_-]*=)[^&\s"'',;]+', '\1[REDACTED]', 'g');
+        '(?i)(\b[a-z_-]*(secret|password|passwd|pwd|token|api_?key|apikey|authorization|sig|signature)[a-z_-]*=)[^&\s"'',;]+', '\1[REDACTED]', 'g'),
+    chr(57344), '');
 
 -- Timestamps: ISO 8601 with or without offset (naive means UTC), or CloudTrail's non-ISO forms.
 CREATE OR REPLACE TEMP MACRO cw_ts(s) AS coalesce(

@@ -1,6 +1,11 @@
 -- AWS CloudTrail: {"Records":[...]} files, JSON arrays and JSON lines of records.
 -- STS issuance and IAM access keys become credential events; every record is an agent action;
 -- a record whose userIdentity.accessKeyId is known is also a use of that credential.
+-- sourceIPAddress is kept only when it is an address: AWS services acting for a caller write
+-- `AWS Internal` or their own host name (with userIdentity.invokedBy), and those calls get a NULL
+-- source_ip, so they are no network of anyone's. Sessions AWS issues itself have their own kinds:
+-- aws_instance_session (EC2 instance profiles: the session name is the instance id) and
+-- aws_service_session (service-linked roles, and sessions issued by an AWS service principal).
 
 -- A file's records: the elements of a Records document or a JSON array, else the value itself
 -- (a JSON line). A day's Records document can be large: listing it is one expression over the
@@ -30,7 +35,8 @@ SELECT source_file, source_line, source_offset, source_record, rec,
     CASE WHEN json_type(rec) = 'OBJECT' THEN json_transform(rec, '{
         "eventTime":"JSON","eventSource":"JSON","eventName":"JSON","eventID":"JSON",
         "userIdentity":{"type":"VARCHAR","arn":"VARCHAR","accessKeyId":"VARCHAR","userName":"VARCHAR",
-            "principalId":"VARCHAR","sessionContext":{"sessionIssuer":{"arn":"VARCHAR","userName":"VARCHAR"}}},
+            "principalId":"VARCHAR","invokedBy":"VARCHAR",
+            "sessionContext":{"sessionIssuer":{"arn":"VARCHAR","userName":"VARCHAR"}}},
         "sourceIPAddress":"VARCHAR","userAgent":"VARCHAR","requestParameters":"JSON",
         "responseElements":"JSON","errorCode":"VARCHAR","errorMessage":"VARCHAR",
         "recipientAccountId":"VARCHAR","awsRegion":"VARCHAR","additionalEventData":"JSON"}') END AS r
@@ -43,6 +49,13 @@ SELECT *,
     r.responseElements AS re,
     nullif(regexp_extract(r.userIdentity.arn, 'assumed-role/[^/]+/(.+)$', 1), '') AS session_name,
     CASE WHEN json_type(rec) <> 'OBJECT' THEN 'record is not a JSON object (got ' || cw_json_kind(rec) || ')'
+         -- A document that is neither a record nor a list of them is rejected whole, with why
+         -- (a misspelt "Record" key must not read as one broken record, nor vanish).
+         WHEN r.eventTime IS NULL AND r.eventName IS NULL AND r.eventSource IS NULL THEN
+            CASE WHEN list_contains(json_keys(rec), 'Records')
+                 THEN 'Records is not an array (got ' || cw_json_kind(rec -> 'Records') || ')'
+                 ELSE 'neither a CloudTrail record nor a {"Records": [...]} document (top-level keys: '
+                      || left(array_to_string(json_keys(rec)[1:8], ', '), 120) || ')' END
          ELSE coalesce(
             cw_ts_problem('eventTime', r.eventTime, cw_ts(r.eventTime ->> '$')),
             cw_string_problem('eventSource', r.eventSource, true),
@@ -103,10 +116,55 @@ SELECT *,
                              '(?i)denied|unauthorized|forbidden|notauthorized|failed authentication')
               OR (re ->> 'ConsoleLogin') = 'Failure' THEN 'denied'
          ELSE 'error' END AS outcome,
-    cw_hash('aws', r.userIdentity.accessKeyId) AS caller_credential_id
+    cw_hash('aws', r.userIdentity.accessKeyId) AS caller_credential_id,
+    -- The caller's credential kind: EC2 instance-profile sessions are named after the instance,
+    -- service-linked roles are AWSServiceRoleFor... under the path /aws-service-role/.
+    CASE WHEN r.userIdentity.accessKeyId IS NULL THEN NULL
+         WHEN regexp_full_match(coalesce(session_name, ''), 'i-[0-9a-f]{8}([0-9a-f]{9})?') THEN 'aws_instance_session'
+         WHEN regexp_matches(coalesce(r.userIdentity.arn, ''), ':assumed-role/AWSServiceRoleFor')
+              OR contains(coalesce(r.userIdentity.sessionContext.sessionIssuer.arn, ''), ':role/aws-service-role/')
+              THEN 'aws_service_session'
+         WHEN starts_with(r.userIdentity.accessKeyId, 'ASIA') THEN 'sts_session'
+         ELSE 'iam_access_key' END AS caller_kind,
+    -- An address (IPv4, or IPv6 hex and colons), else NULL: `AWS Internal` and service hosts.
+    CASE WHEN regexp_full_match(r.sourceIPAddress, '[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*')
+         THEN r.sourceIPAddress END AS source_ip,
+    -- Sharing a snapshot, image or bucket: the accounts (or `all`) the call adds.
+    CASE WHEN (r.eventName ->> '$') IN ('ModifySnapshotAttribute', 'ModifyImageAttribute') THEN
+            CASE WHEN json_type(coalesce(rp -> 'createVolumePermission' -> 'add' -> 'items',
+                                         rp -> 'launchPermission' -> 'add' -> 'items')) = 'ARRAY'
+                 THEN list_transform(json_transform(coalesce(rp -> 'createVolumePermission' -> 'add' -> 'items',
+                                                             rp -> 'launchPermission' -> 'add' -> 'items'),
+                                                    '[{"userId":"VARCHAR","group":"VARCHAR"}]'),
+                                     x -> coalesce(x.userId, x."group"))
+                 ELSE [] END
+         WHEN (r.eventName ->> '$') IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute') THEN
+            CASE WHEN lower(coalesce(rp ->> 'attributeName', '')) = 'restore'
+                 THEN coalesce(cw_str_list(rp -> 'valuesToAdd'), []) ELSE [] END
+         WHEN (r.eventName ->> '$') = 'PutBucketPolicy' THEN
+            -- Principals of Allow statements not limited to the organisation (aws:PrincipalOrgID).
+            flatten(list_transform(
+                list_filter(CASE json_type(rp -> 'bucketPolicy' -> 'Statement')
+                                WHEN 'ARRAY' THEN json_transform(rp -> 'bucketPolicy' -> 'Statement', '["JSON"]')
+                                WHEN 'OBJECT' THEN [rp -> 'bucketPolicy' -> 'Statement'] ELSE [] END,
+                            st -> (st ->> 'Effect') = 'Allow'
+                                  AND NOT contains(lower(coalesce((st -> 'Condition')::VARCHAR, '')), 'aws:principalorgid')),
+                st -> CASE WHEN regexp_matches(coalesce((st -> 'Principal')::VARCHAR, ''), '^"\*"$|"AWS":(\[[^\]]*)?"\*"')
+                           THEN ['all'] ELSE [] END
+                      || regexp_extract_all(coalesce((st -> 'Principal')::VARCHAR, ''), '[":]([0-9]{12})[":]', 1)))
+         WHEN (r.eventName ->> '$') = 'PutBucketAcl' THEN
+            CASE WHEN regexp_matches(rp::VARCHAR, 'acs\.amazonaws\.com/groups/global/(AllUsers|AuthenticatedUsers)|"x-amz-acl":"(public-read|public-read-write|authenticated-read)"')
+                 THEN ['all'] ELSE [] END
+    END AS share_targets
 FROM ct_valid WHERE reason IS NULL;
 
 INSERT INTO p_actions
+WITH shares AS (
+    -- Shares: the targets outside the recorded account (recipientAccountId); `all` is outside.
+    SELECT *, CASE WHEN share_targets IS NOT NULL THEN list_sort(list_distinct(list_filter(share_targets,
+        t -> t IS NOT NULL AND t <> '' AND t IS DISTINCT FROM r.recipientAccountId))) END AS shared_out
+    FROM ct_ok
+)
 SELECT event_id, ts,
     coalesce(nullif(session_agent, ''), r.userIdentity.userName,
              r.userIdentity.sessionContext.sessionIssuer.userName, r.userIdentity.arn,
@@ -116,46 +174,73 @@ SELECT event_id, ts,
     NULL, NULL, NULL,
     event_name, event_source,
     CASE
+        -- Sharing a snapshot, image or bucket is egress when it adds anyone, else a permission change.
+        WHEN share_targets IS NOT NULL THEN CASE WHEN len(share_targets) > 0 THEN 'egress' ELSE 'admin' END
         WHEN event_source = 'sts.amazonaws.com' OR event_name IN
             ('CreateAccessKey', 'UpdateAccessKey', 'DeleteAccessKey', 'CreateLoginProfile',
-             'UpdateLoginProfile', 'CreateServiceSpecificCredential') THEN 'credential'
+             'UpdateLoginProfile', 'DeleteLoginProfile', 'CreateServiceSpecificCredential',
+             'ResetServiceSpecificCredential', 'UploadSSHPublicKey', 'UploadSigningCertificate',
+             'CreateVirtualMFADevice', 'EnableMFADevice', 'DeactivateMFADevice') THEN 'credential'
         WHEN event_source = 'iam.amazonaws.com' AND regexp_matches(event_name,
-            '^(Put|Attach|Detach|Delete)(User|Role|Group)Policy$|^(Create|Delete)(Role|User|PolicyVersion|Policy)$|^(Add|Remove)User(To|From)Group$|^UpdateAssumeRolePolicy$')
+            '^(Put|Attach|Detach|Delete)(User|Role|Group)Policy$|^(Create|Delete)(Role|User|PolicyVersion|Policy)$|^(Add|Remove)User(To|From)Group$|^UpdateAssumeRolePolicy$|^SetDefaultPolicyVersion$|^(Put|Delete)(User|Role)PermissionsBoundary$|^(AddRoleTo|RemoveRoleFrom)InstanceProfile$')
+            THEN 'admin'
+        -- Defence evasion: audit logging, threat detection and configuration recording turned off
+        -- or changed; organisation and network boundaries changed.
+        WHEN event_source = 'cloudtrail.amazonaws.com' AND regexp_matches(event_name,
+            '^(StopLogging|StartLogging|CreateTrail|DeleteTrail|UpdateTrail|PutEventSelectors|PutInsightSelectors|DeleteEventDataStore|StopEventDataStoreIngestion|UpdateEventDataStore)$')
+            THEN 'admin'
+        WHEN event_source IN ('guardduty.amazonaws.com', 'securityhub.amazonaws.com', 'config.amazonaws.com')
+             AND regexp_matches(event_name, '^(Delete|Disable|Stop|Update)(Detector|SecurityHub|ConfigurationRecorder|DeliveryChannel|StandardsSubscriptions|ImportFindingsForProduct)|^DisassociateFromMasterAccount$|^DeleteMembers$')
+            THEN 'admin'
+        WHEN event_source = 'organizations.amazonaws.com' AND regexp_matches(event_name,
+            '^(LeaveOrganization|DeleteOrganization|RemoveAccountFromOrganization|AttachPolicy|DetachPolicy|EnablePolicyType|DisablePolicyType|CreatePolicy|UpdatePolicy|DeletePolicy)$')
+            THEN 'admin'
+        WHEN event_source = 'ec2.amazonaws.com' AND regexp_matches(event_name,
+            '^(Authorize|Revoke)SecurityGroup(Ingress|Egress)$|^(Create|Delete|Replace)NetworkAclEntry$')
+            THEN 'admin'
+        WHEN event_source = 'kms.amazonaws.com' AND event_name IN ('PutKeyPolicy', 'DisableKey', 'ScheduleKeyDeletion', 'CreateGrant')
             THEN 'admin'
         WHEN regexp_matches(event_name, '^(SendEmail|SendRawEmail|SendMessage|SendMessageBatch|Publish|PutRecords?)$')
             THEN 'egress'
     END,
     CASE
+        WHEN len(shared_out) > 0 THEN array_to_string(shared_out, ',')
         WHEN (rp ->> 'bucketName') IS NOT NULL THEN 's3://' || (rp ->> 'bucketName') || coalesce('/' || (rp ->> 'key'), '')
         ELSE coalesce(rp ->> 'roleArn', (rp ->> 'secretId'), (rp ->> 'queueUrl'), (rp ->> 'topicArn'),
                       (rp ->> 'functionName'), (rp ->> 'tableName'), (rp ->> 'userName'), (rp ->> 'name'))
     END,
     CASE WHEN event_name IN ('GetSecretValue', 'GetParameter', 'GetParameters', 'Decrypt',
-                             'GetPasswordData') THEN 'high' END,
-    -- An AWS API call reaches the account's own resources; only mail leaves through SES.
-    CASE WHEN event_name NOT IN ('SendEmail', 'SendRawEmail') THEN false END,
+                             'GetPasswordData') THEN 'high'
+         WHEN len(share_targets) > 0 THEN 'high'
+         WHEN event_source = 'cloudtrail.amazonaws.com' AND event_name IN
+             ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'PutEventSelectors', 'DeleteEventDataStore',
+              'StopEventDataStoreIngestion') THEN 'high'
+         WHEN event_name = 'LeaveOrganization' THEN 'high' END,
+    -- An AWS API call reaches the account's own resources; only mail leaves through SES, and a
+    -- share leaves when it adds another account (or everyone).
+    CASE WHEN shared_out IS NOT NULL THEN len(shared_out) > 0
+         WHEN event_name NOT IN ('SendEmail', 'SendRawEmail') THEN false END,
     NULL, NULL, NULL,
     outcome,
     coalesce(r.errorCode, CASE WHEN outcome <> 'ok' THEN left(cw_redact(r.errorMessage), 200) END), NULL,
     caller_credential_id,
-    r.sourceIPAddress,
+    source_ip,
     cw_redact(rp::VARCHAR),
     -- S3 data events: bytes the caller uploaded (a number or a numeric string; else unknown).
     cw_byte_count(r.additionalEventData ->> 'bytesTransferredIn'),
     'cloudtrail', source_file, source_offset, source_line, source_record
-FROM ct_ok;
+FROM shares;
 
 -- Uses: every call made with a known access key.
 INSERT INTO p_creds
-SELECT event_id, ts, 'use', caller_credential_id,
-    CASE WHEN starts_with(r.userIdentity.accessKeyId, 'ASIA') THEN 'sts_session' ELSE 'iam_access_key' END,
+SELECT event_id, ts, 'use', caller_credential_id, caller_kind,
     coalesce(r.userIdentity.arn, r.userIdentity.userName),
     coalesce(nullif(session_agent, ''), r.userIdentity.userName,
              r.userIdentity.sessionContext.sessionIssuer.userName),
     nullif(session_task, ''),
     CASE WHEN nullif(session_task, '') IS NOT NULL THEN 'sts_session_name' END,
     NULL, NULL, NULL, NULL, NULL,
-    r.sourceIPAddress,
+    source_ip,
     outcome,
     NULL, NULL,
     'cloudtrail', source_file, source_offset, source_line, source_record
@@ -171,7 +256,16 @@ WITH issued AS (
     FROM ct_ok o JOIN ct_issue i USING (source_file, source_line, source_record)
 )
 SELECT event_id, ts, 'issue', cw_hash('aws', new_key),
-    CASE WHEN event_name = 'CreateAccessKey' THEN 'iam_access_key' ELSE 'sts_session' END,
+    -- Sessions AWS issues itself: by a service principal (an instance profile when the session is
+    -- named after an EC2 instance) or for a service-linked role.
+    CASE WHEN event_name = 'CreateAccessKey' THEN 'iam_access_key'
+         WHEN (r.userIdentity.type = 'AWSService' OR r.userIdentity.invokedBy = 'ec2.amazonaws.com')
+              AND regexp_full_match(coalesce(new_session, ''), 'i-[0-9a-f]{8}([0-9a-f]{9})?') THEN 'aws_instance_session'
+         WHEN r.userIdentity.type = 'AWSService'
+              OR contains(coalesce(rp ->> 'roleArn', ''), ':role/aws-service-role/')
+              OR regexp_matches(coalesce(rp ->> 'roleArn', ''), ':role/(.*/)?AWSServiceRoleFor')
+              THEN 'aws_service_session'
+         ELSE 'sts_session' END,
     CASE WHEN event_name = 'CreateAccessKey' THEN (re -> 'accessKey' ->> 'userName')
          ELSE coalesce(re -> 'assumedRoleUser' ->> 'arn', (re -> 'federatedUser' ->> 'arn'),
                        (rp ->> 'roleArn'), r.userIdentity.arn) END,
@@ -192,7 +286,7 @@ SELECT event_id, ts, 'issue', cw_hash('aws', new_key),
                        date_diff('second', ts, cw_ts(date_text))) END,
     CASE WHEN event_name = 'CreateAccessKey' THEN cw_ts(date_text) ELSE ts END,
     CASE WHEN event_name = 'CreateAccessKey' THEN NULL ELSE cw_ts(date_text) END,
-    r.sourceIPAddress, 'ok', NULL, NULL,
+    source_ip, 'ok', NULL, NULL,
     'cloudtrail', source_file, source_offset, source_line, source_record
 FROM issued;
 
@@ -202,7 +296,7 @@ SELECT event_id, ts,
     CASE WHEN event_name = 'UpdateAccessKey' AND (rp ->> 'status') = 'Active' THEN 'renew' ELSE 'revoke' END,
     cw_hash('aws', (rp ->> 'accessKeyId')), 'iam_access_key',
     coalesce(rp ->> 'userName', r.userIdentity.userName), NULL, NULL, NULL,
-    caller_credential_id, NULL, NULL, NULL, NULL, r.sourceIPAddress, 'ok', NULL, NULL,
+    caller_credential_id, NULL, NULL, NULL, NULL, source_ip, 'ok', NULL, NULL,
     'cloudtrail', source_file, source_offset, source_line, source_record
 FROM ct_ok
 WHERE event_source = 'iam.amazonaws.com' AND event_name IN ('UpdateAccessKey', 'DeleteAccessKey')

@@ -3,6 +3,7 @@
 -- other address forms are compared whole). The baseline is every network the agent issued or used
 -- any of its credentials from before the cut-off: the use itself or, for a use after the
 -- credential's task ended, the task's end (so every late use from an unknown network counts).
+-- Calls AWS services make for a caller (`AWS Internal`, *.amazonaws.com) are not networks.
 -- The agent needs $min_baseline_uses earlier events (no verdict on a fresh agent), and addresses
 -- another agent of the fleet uses ($min_baseline_uses events or more) are left to
 -- credential_shared_across_agents.
@@ -23,6 +24,10 @@ WITH uses AS (
           WHERE event_type = 'issue') x
     LEFT JOIN credential_lifecycles c ON c.credential_id = x.credential_id
     WHERE x.source_ip IS NOT NULL
+      -- AWS services acting for a caller (`AWS Internal`, a service host such as
+      -- secretsmanager.amazonaws.com) are no network: CloudTrail ingest stores them as NULL, and
+      -- a source that passes them through is not counted either.
+      AND NOT regexp_matches(lower(x.source_ip), '^aws internal$|^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$')
 ), history AS (
     -- Each agent's events in time order, numbered: the baseline size at any time.
     SELECT agent_id, ts, row_number() OVER (PARTITION BY agent_id ORDER BY ts, event_id) AS n

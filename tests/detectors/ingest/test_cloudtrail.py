@@ -1577,7 +1577,9 @@ def test_real_account_shaped_file(ingest: Ingester):
         assert issue["parent_credential_id"] == (
             ingest.cred_id("aws", parent) if parent else None
         ), key
-        assert issue["credential_kind"] == "sts_session"
+        # Lambda's execution-role session is issued by the service itself.
+        kind = "aws_service_session" if key == K_LAMBDA else "sts_session"
+        assert issue["credential_kind"] == kind, key
     assert (
         by_cred[ingest.cred_id("aws", K_PLANNER)]["task_id"],
         by_cred[ingest.cred_id("aws", K_EXECUTOR)]["task_id"],
@@ -1669,3 +1671,597 @@ def test_large_records_document_parses_within_a_small_memory_limit(ingest: Inges
         ingest.con.execute("RESET memory_limit")
     assert counts(report) == [(24_000, 24_000, 0, 0)]
     assert ingest.one("SELECT count(DISTINCT source_record) FROM agent_actions") == 24_000
+
+
+# ---------------------------------------------------------------- CloudTrail as it really comes
+# Service callers, sessions AWS issues itself, shares, defence evasion, persistence, secret ids
+# and a misspelt document key (issue 16). Records follow the CloudTrail documentation's shapes.
+
+WEB_ROLE = "WebRole"
+INSTANCE = "i-0abc1234def567890"
+K_INSTANCE = "ASIAINSTANCEWEB00001"
+OTHER_ACCOUNT = "444455556666"
+
+
+def run_cloud_rule(ingest: Ingester, rule_id: str, **overrides) -> list[dict]:
+    from detectors.derive.tables import build_derived_tables
+    from detectors.rules.engine import HIT_COLUMNS, RULES_DIR, load_rule, run_rule
+
+    build_derived_tables(ingest.con)
+    rule = load_rule(RULES_DIR / f"{rule_id}.yaml", overrides or None)
+    columns = (*HIT_COLUMNS, *rule.meta["hit_overrides"])
+    return [dict(zip(columns, row, strict=True)) for row in run_rule(ingest.con, rule)]
+
+
+def aws_service(service: str) -> dict:
+    return {"type": "AWSService", "invokedBy": service}
+
+
+def instance_profile_issue(event_id: str, time: str, expiration: str) -> dict:
+    """EC2 delivering instance-profile credentials: AssumeRole by the EC2 service principal."""
+    return ct(
+        event_id,
+        time,
+        "sts.amazonaws.com",
+        "AssumeRole",
+        aws_service("ec2.amazonaws.com"),
+        request={"roleArn": f"arn:aws:iam::{ACCOUNT}:role/{WEB_ROLE}", "roleSessionName": INSTANCE},
+        response={
+            "credentials": {
+                "accessKeyId": K_INSTANCE,
+                "sessionToken": AGENT_TOKEN,
+                "expiration": expiration,
+            },
+            "assumedRoleUser": {
+                "assumedRoleId": f"AROAEXAMPLEWEBROLE01:{INSTANCE}",
+                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{WEB_ROLE}/{INSTANCE}",
+            },
+        },
+        sourceIPAddress="ec2.amazonaws.com",
+        userAgent="ec2.amazonaws.com",
+    )
+
+
+def instance_call(event_id: str, time: str, source_ip: str, **extra) -> dict:
+    return ct(
+        event_id,
+        time,
+        "s3.amazonaws.com",
+        "ListBuckets",
+        assumed_role(WEB_ROLE, INSTANCE, K_INSTANCE),
+        request={"Host": "s3.amazonaws.com"},
+        sourceIPAddress=source_ip,
+        **extra,
+    )
+
+
+def test_service_callers_are_no_source_address(ingest: Ingester):
+    who = assumed_role("AgentRole", "planner@task-1", AGENT_KEY)
+    secret = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbCdEf"
+    baseline = [
+        s3_call(f"b{i}", f"2024-11-30T19:0{i}:00Z", "GetObject", who, "reports", f"k{i}")
+        | {"sourceIPAddress": f"10.1.0.{i + 1}"}
+        for i in range(6)
+    ]
+    cfn = who | {"invokedBy": "cloudformation.amazonaws.com"}
+    service_calls = [
+        ct(
+            "svc1",
+            "2024-11-30T19:10:00Z",
+            "secretsmanager.amazonaws.com",
+            "GetSecretValue",
+            cfn,
+            request={"secretId": secret},
+            sourceIPAddress="cloudformation.amazonaws.com",
+            userAgent="cloudformation.amazonaws.com",
+        ),
+        ct(
+            "svc2",
+            "2024-11-30T19:11:00Z",
+            "kms.amazonaws.com",
+            "Decrypt",
+            who | {"invokedBy": "secretsmanager.amazonaws.com"},
+            request={"keyId": "alias/aws/secretsmanager"},
+            sourceIPAddress="secretsmanager.amazonaws.com",
+            userAgent="secretsmanager.amazonaws.com",
+        ),
+        ct(
+            "svc3",
+            "2024-11-30T19:12:00Z",
+            "s3.amazonaws.com",
+            "GetBucketAcl",
+            who | {"invokedBy": "AWS Internal"},
+            request={"bucketName": "reports"},
+            sourceIPAddress="AWS Internal",
+            userAgent="AWS Internal",
+        ),
+    ]
+    report = ingest.document("svc.json", {"Records": baseline + service_calls})
+    assert counts(report) == [(9, 9, 0, 0)]
+    ips = ingest.rows(
+        """SELECT a.event_id, a.source_ip AS action_ip, c.source_ip AS use_ip
+           FROM agent_actions a JOIN credential_events c USING (event_id) ORDER BY a.event_id"""
+    )
+    assert {
+        r["event_id"]: (r["action_ip"], r["use_ip"])
+        for r in ips
+        if r["event_id"].startswith("ct:svc")
+    } == {
+        "ct:svc1": (None, None),
+        "ct:svc2": (None, None),
+        "ct:svc3": (None, None),
+    }
+    assert action(ingest, "b0")["source_ip"] == "10.1.0.1"
+    assert run_cloud_rule(ingest, "credential_new_source_ip") == []
+
+    # The same session from an internet address (IPv4 and IPv6) is still news.
+    ingest.document(
+        "svc2.json",
+        {
+            "Records": [
+                s3_call("x1", "2024-11-30T19:20:00Z", "GetObject", who, "reports", "q3/summary.csv")
+                | {"sourceIPAddress": "198.51.100.23"},
+                s3_call("x2", "2024-11-30T19:21:00Z", "GetObject", who, "reports", "q3/summary.csv")
+                | {"sourceIPAddress": "2001:db8::23"},
+            ]
+        },
+    )
+    hits = run_cloud_rule(ingest, "credential_new_source_ip")
+    assert [h["evidence_event_ids"] for h in hits] == [["ct:x1", "ct:x2"]]
+
+
+def platform_session_records() -> list[dict]:
+    lambda_role = f"arn:aws:iam::{ACCOUNT}:role/service-role/ingest-fn-role"
+    return [
+        # EC2 instance profile, six hours (no durationSeconds: the lifetime is the expiry).
+        instance_profile_issue("p1", "2024-11-30T18:00:00Z", "Dec 1, 2024, 12:00:00 AM"),
+        # Lambda's execution role, twelve hours.
+        ct(
+            "p2",
+            "2024-11-30T18:00:00Z",
+            "sts.amazonaws.com",
+            "AssumeRole",
+            aws_service("lambda.amazonaws.com"),
+            request={
+                "roleArn": lambda_role,
+                "roleSessionName": "ingest-fn",
+                "durationSeconds": 43200,
+            },
+            response={
+                "credentials": {
+                    "accessKeyId": "ASIALAMBDASVC0000002",
+                    "sessionToken": AGENT_TOKEN,
+                    "expiration": "Dec 1, 2024, 6:00:00 AM",
+                }
+            },
+            sourceIPAddress="lambda.amazonaws.com",
+        ),
+        # A person naming a session like an instance is still a customer session (two hours).
+        assume_role(
+            "p3",
+            "2024-11-30T18:00:00Z",
+            iam_user("orchestrator", ORCH_KEY),
+            session="i-0fedcba9876543210",
+            new_key="ASIACUSTOMERSESSN003",
+            expiration="Nov 30, 2024, 8:00:00 PM",
+            duration=7200,
+        ),
+        # Calls made with an instance session and with a service-linked role's session.
+        instance_call("p4", "2024-11-30T18:05:00Z", "10.0.12.7"),
+        ct(
+            "p5",
+            "2024-11-30T18:06:00Z",
+            "ec2.amazonaws.com",
+            "DescribeInstances",
+            assumed_role("AWSServiceRoleForAutoScaling", "AutoScaling", "ASIAAUTOSCALING00005")
+            | {"invokedBy": "autoscaling.amazonaws.com"},
+            request={},
+            sourceIPAddress="autoscaling.amazonaws.com",
+        ),
+    ]
+
+
+def test_sessions_aws_issues_itself_have_their_own_kinds(ingest: Ingester):
+    report = ingest.document("platform.json", {"Records": platform_session_records()})
+    assert counts(report) == [(5, 5, 0, 0)]
+    kinds = {
+        (r["event_type"], r["credential_id"]): r["credential_kind"]
+        for r in ingest.rows("SELECT * FROM credential_events")
+    }
+    assert kinds == {
+        ("issue", ingest.cred_id("aws", K_INSTANCE)): "aws_instance_session",
+        ("use", ingest.cred_id("aws", K_INSTANCE)): "aws_instance_session",
+        ("issue", ingest.cred_id("aws", "ASIALAMBDASVC0000002")): "aws_service_session",
+        ("issue", ingest.cred_id("aws", "ASIACUSTOMERSESSN003")): "sts_session",
+        ("use", ingest.cred_id("aws", "ASIAAUTOSCALING00005")): "aws_service_session",
+        ("use", ingest.cred_id("aws", ORCH_KEY)): "iam_access_key",
+    }
+    # By default only the customer's session is checked against the TTL policy.
+    hits = run_cloud_rule(ingest, "credential_ttl_above_policy")
+    assert [h["evidence_event_ids"] for h in hits] == [["ct:p3"]]
+
+
+@pytest.mark.parametrize(
+    ("instance_max", "service_max", "flagged"),
+    [
+        (None, None, ["ct:p3"]),
+        (21600, 43200, ["ct:p3"]),  # exactly the maximum
+        (21599, 43200, ["ct:p1", "ct:p3"]),  # one second below the lifetime
+        (21600, 43199, ["ct:p2", "ct:p3"]),
+    ],
+)
+def test_platform_session_ttl_is_checked_when_configured(
+    ingest: Ingester, instance_max, service_max, flagged
+):
+    ingest.document("platform.json", {"Records": platform_session_records()})
+    hits = run_cloud_rule(
+        ingest,
+        "credential_ttl_above_policy",
+        max_ttl_aws_instance_session_s=instance_max,
+        max_ttl_aws_service_session_s=service_max,
+    )
+    assert sorted(e for h in hits for e in h["evidence_event_ids"]) == flagged
+
+
+def instance_use_records() -> list[dict]:
+    return [
+        instance_profile_issue("i0", "2024-11-30T18:00:00Z", "Dec 1, 2024, 12:00:00 AM"),
+        instance_call("i1", "2024-11-30T18:05:00Z", "10.0.12.7"),  # through a VPC endpoint
+        instance_call("i2", "2024-11-30T18:06:00Z", "AWS Internal", userAgent="AWS Internal"),
+        instance_call("i3", "2024-11-30T18:07:00Z", "3.5.140.2"),  # the VPC's NAT gateway
+        instance_call(
+            "i4",
+            "2024-11-30T21:30:00Z",
+            "198.51.100.77",  # the attacker
+            userAgent="aws-cli/2.15.0 Python/3.11.6 Linux/6.5.0 exe/x86_64.kali.2023",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "evidence"),
+    [
+        ({}, ["ct:i3", "ct:i4"]),
+        ({"platform_cidrs": ["3.5.140.0/22"]}, ["ct:i4"]),
+        ({"platform_cidrs": ["3.5.140.2"]}, ["ct:i4"]),  # a single address
+        ({"platform_cidrs": ["3.5.144.0/22"]}, ["ct:i3", "ct:i4"]),  # the next /22: outside
+        ({"platform_cidrs": ["3.5.140.0/22", "198.51.100.0/24"]}, []),
+        ({"platform_cidrs": ["3.5.140.0/22"], "private_is_platform": False}, ["ct:i1", "ct:i4"]),
+    ],
+)
+def test_instance_credentials_used_outside_the_platform(ingest: Ingester, overrides, evidence):
+    report = ingest.document("instance.json", {"Records": instance_use_records()})
+    assert counts(report) == [(5, 5, 0, 0)]
+    hits = run_cloud_rule(ingest, "instance_credential_used_outside_platform", **overrides)
+    assert [h["evidence_event_ids"] for h in hits] == ([evidence] if evidence else [])
+    if evidence:
+        assert hits[0]["credential_id"] == ingest.cred_id("aws", K_INSTANCE)
+
+
+def share_records() -> list[dict]:
+    ops = iam_user("ops-bot", "AKIAOPSBOTKEY0000001")
+    snap = "snap-0123456789abcdef0"
+
+    def ec2(event_id: str, name: str, request: dict) -> dict:
+        return ct(
+            event_id,
+            "2024-11-30T20:00:00Z",
+            "ec2.amazonaws.com",
+            name,
+            ops,
+            request=request,
+            response={"_return": True},
+        )
+
+    def volume_permission(op: str, items: list[dict]) -> dict:
+        return {
+            "snapshotId": snap,
+            "attributeType": "CREATE_VOLUME_PERMISSION",
+            "createVolumePermission": {op: {"items": items}},
+        }
+
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TLS",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "Org",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}},
+            },
+            {
+                "Sid": "Partner",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam::{OTHER_ACCOUNT}:root"]},
+                "Action": "s3:GetObject",
+            },
+        ],
+    }
+    return [
+        ec2(
+            "sh1", "ModifySnapshotAttribute", volume_permission("add", [{"userId": OTHER_ACCOUNT}])
+        ),
+        ec2("sh2", "ModifySnapshotAttribute", volume_permission("add", [{"userId": ACCOUNT}])),
+        ec2(
+            "sh3",
+            "ModifySnapshotAttribute",
+            volume_permission("remove", [{"userId": OTHER_ACCOUNT}]),
+        ),
+        ec2(
+            "sh4",
+            "ModifyImageAttribute",
+            {
+                "imageId": "ami-0abcdef1234567890",
+                "attributeType": "launchPermission",
+                "launchPermission": {"add": {"items": [{"group": "all"}]}},
+            },
+        ),
+        ct(
+            "sh5",
+            "2024-11-30T20:01:00Z",
+            "rds.amazonaws.com",
+            "ModifyDBSnapshotAttribute",
+            ops,
+            request={
+                "dBSnapshotIdentifier": "prod-db-final",
+                "attributeName": "restore",
+                "valuesToAdd": [OTHER_ACCOUNT, "777788889999"],
+            },
+        ),
+        ct(
+            "sh6",
+            "2024-11-30T20:02:00Z",
+            "rds.amazonaws.com",
+            "ModifyDBClusterSnapshotAttribute",
+            ops,
+            request={
+                "dBClusterSnapshotIdentifier": "aurora-snap",
+                "attributeName": "restore",
+                "valuesToAdd": ["all"],
+            },
+        ),
+        s3_call("sh7", "2024-11-30T20:03:00Z", "PutBucketPolicy", ops, "exports", None)
+        | {"requestParameters": {"bucketName": "exports", "bucketPolicy": policy, "policy": [""]}},
+        s3_call("sh8", "2024-11-30T20:04:00Z", "PutBucketPolicy", ops, "logs", None)
+        | {
+            "requestParameters": {
+                "bucketName": "logs",
+                "bucketPolicy": {"Statement": policy["Statement"][:2]},
+            }
+        },
+        s3_call("sh9", "2024-11-30T20:05:00Z", "PutBucketAcl", ops, "web", None)
+        | {
+            "requestParameters": {
+                "bucketName": "web",
+                "AccessControlPolicy": {
+                    "AccessControlList": {
+                        "Grant": [
+                            {
+                                "Grantee": {
+                                    "xsi:type": "Group",
+                                    "URI": "http://acs.amazonaws.com/groups/global/AllUsers",
+                                },
+                                "Permission": "READ",
+                            }
+                        ]
+                    }
+                },
+            }
+        },
+    ]
+
+
+def test_sharing_outside_the_account_is_egress(ingest: Ingester):
+    report = ingest.document("shares.json", {"Records": share_records()})
+    assert counts(report) == [(9, 9, 0, 0)]
+    got = {
+        r["event_id"]: (r["action_class"], r["external"], r["destination"], r["sensitivity"])
+        for r in ingest.rows("SELECT * FROM agent_actions")
+    }
+    assert got == {
+        "ct:sh1": ("egress", True, OTHER_ACCOUNT, "high"),
+        "ct:sh2": ("egress", False, None, "high"),  # the account itself
+        "ct:sh3": ("admin", False, None, "medium"),  # a removal shares nothing
+        "ct:sh4": ("egress", True, "all", "high"),
+        "ct:sh5": ("egress", True, f"{OTHER_ACCOUNT},777788889999", "high"),
+        "ct:sh6": ("egress", True, "all", "high"),
+        "ct:sh7": ("egress", True, OTHER_ACCOUNT, "high"),
+        "ct:sh8": ("admin", False, "s3://logs", "medium"),  # Deny and organisation-only
+        "ct:sh9": ("egress", True, "all", "high"),
+    }
+    hits = run_cloud_rule(ingest, "cloud_resource_shared_outside_org")
+    assert [(h["entity_id"], h["evidence_event_ids"]) for h in hits] == [
+        ("ops-bot", ["ct:sh1", "ct:sh4", "ct:sh5", "ct:sh6", "ct:sh7", "ct:sh9"])
+    ]
+    # The organisation's own accounts are not outside.
+    hits = run_cloud_rule(
+        ingest, "cloud_resource_shared_outside_org", org_account_ids=[OTHER_ACCOUNT, "777788889999"]
+    )
+    assert [h["evidence_event_ids"] for h in hits] == [["ct:sh4", "ct:sh6", "ct:sh9"]]
+
+
+def test_defence_evasion_and_persistence_calls_are_classified(ingest: Ingester):
+    ops = iam_user("ops-bot", "AKIAOPSBOTKEY0000001")
+    trail = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/management"
+
+    def call(event_id: str, source: str, name: str, request: dict | None, minute: int) -> dict:
+        return ct(event_id, f"2024-11-30T21:{minute:02d}:00Z", source, name, ops, request=request)
+
+    records = [
+        call("d1", "cloudtrail.amazonaws.com", "StopLogging", {"name": trail}, 0),
+        call("d2", "cloudtrail.amazonaws.com", "DeleteTrail", {"name": trail}, 1),
+        call(
+            "d3",
+            "cloudtrail.amazonaws.com",
+            "UpdateTrail",
+            {"name": trail, "isMultiRegionTrail": True},
+            2,
+        ),
+        call(
+            "d4",
+            "cloudtrail.amazonaws.com",
+            "PutEventSelectors",
+            {
+                "trailName": trail,
+                "eventSelectors": [{"readWriteType": "All", "includeManagementEvents": False}],
+            },
+            3,
+        ),
+        call("d5", "organizations.amazonaws.com", "LeaveOrganization", None, 4),
+        call(
+            "d6",
+            "ec2.amazonaws.com",
+            "AuthorizeSecurityGroupIngress",
+            {
+                "groupId": "sg-0123456789abcdef0",
+                "ipPermissions": {
+                    "items": [
+                        {
+                            "ipProtocol": "tcp",
+                            "fromPort": 22,
+                            "toPort": 22,
+                            "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
+                        }
+                    ]
+                },
+            },
+            5,
+        ),
+        call(
+            "d7",
+            "iam.amazonaws.com",
+            "CreateLoginProfile",
+            {"userName": "alice", "passwordResetRequired": False},
+            6,
+        ),
+        call("d8", "iam.amazonaws.com", "UpdateLoginProfile", {"userName": "ops-bot"}, 7),
+        ct(
+            "d9",
+            "2024-11-30T21:08:00Z",
+            "iam.amazonaws.com",
+            "CreateAccessKey",
+            ops,
+            request={"userName": "alice"},
+            response={
+                "accessKey": {
+                    "accessKeyId": "AKIAALICENEWKEY00009",
+                    "status": "Active",
+                    "userName": "alice",
+                    "createDate": "Nov 30, 2024, 9:08:00 PM",
+                }
+            },
+        ),
+        ct(
+            "d10",
+            "2024-11-30T21:09:00Z",
+            "iam.amazonaws.com",
+            "CreateAccessKey",
+            ops,
+            request=None,
+            response={
+                "accessKey": {
+                    "accessKeyId": "AKIAOPSBOTNEWKEY0010",
+                    "status": "Active",
+                    "userName": "ops-bot",
+                    "createDate": "Nov 30, 2024, 9:09:00 PM",
+                }
+            },
+        ),
+    ]
+    report = ingest.document("evasion.json", {"Records": records})
+    assert counts(report) == [(10, 10, 0, 0)]
+    got = {
+        r["event_id"]: (r["action_class"], r["classified_by"], r["sensitivity"])
+        for r in ingest.rows("SELECT * FROM agent_actions")
+    }
+    assert got == {
+        "ct:d1": ("admin", "source", "high"),
+        "ct:d2": ("admin", "source", "high"),
+        "ct:d3": ("admin", "source", "high"),
+        "ct:d4": ("admin", "source", "high"),
+        "ct:d5": ("admin", "source", "high"),
+        "ct:d6": ("admin", "source", "medium"),
+        "ct:d7": ("credential", "source", "high"),  # its arguments name a password
+        "ct:d8": ("credential", "source", "medium"),
+        "ct:d9": ("credential", "source", "medium"),
+        "ct:d10": ("credential", "source", "medium"),
+    }
+    stopped = run_cloud_rule(ingest, "cloud_audit_logging_stopped")
+    assert [(h["entity_id"], h["evidence_event_ids"]) for h in stopped] == [
+        ("ops-bot", ["ct:d1", "ct:d2", "ct:d4"])  # widening a trail (d3) is not stopping it
+    ]
+    created = run_cloud_rule(ingest, "cloud_credential_created_for_other_user")
+    assert [(h["entity_id"], h["evidence_event_ids"]) for h in created] == [
+        ("ops-bot", ["ct:d7", "ct:d9"])  # its own password (d8) and key (d10) are not persistence
+    ]
+
+
+def test_secret_ids_are_kept_and_secret_values_redacted(ingest: Ingester):
+    who = assumed_role("AgentRole", "planner@task-1", AGENT_KEY)
+    arn = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbCdEf"
+    records = [
+        ct(
+            "sv1",
+            "2024-11-30T19:50:00Z",
+            "secretsmanager.amazonaws.com",
+            "GetSecretValue",
+            who,
+            request={"secretId": arn},
+        ),
+        ct(
+            "sv2",
+            "2024-11-30T19:51:00Z",
+            "secretsmanager.amazonaws.com",
+            "PutSecretValue",
+            who,
+            request={
+                "SecretId": "prod/db",
+                "SecretString": "hunter2-correct-horse",
+                "clientRequestToken": "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE",
+            },
+        ),
+    ]
+    report = ingest.document("secrets.json", {"Records": records})
+    assert counts(report) == [(2, 2, 0, 0)]
+    read = action(ingest, "sv1")
+    assert json.loads(read["args"]) == {"secretId": arn}
+    assert read["destination"] == arn
+    put = json.loads(action(ingest, "sv2")["args"])
+    assert put == {
+        "SecretId": "prod/db",
+        "SecretString": "[REDACTED]",
+        "clientRequestToken": "[REDACTED]",
+    }
+    assert "hunter2" not in ingest.stored_text()
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (
+            {"Record": session_records()},
+            'neither a CloudTrail record nor a {"Records": [...]} document (top-level keys: Record)',
+        ),
+        (
+            {"records": [{"eventVersion": "1.08"}]},
+            'neither a CloudTrail record nor a {"Records": [...]} document (top-level keys: records)',
+        ),
+        ({"Records": {"eventID": "x"}}, "Records is not an array (got object)"),
+        ({"Records": None}, "Records is not an array (got null)"),
+    ],
+)
+def test_a_document_without_a_records_array_is_rejected_with_a_reason(
+    ingest: Ingester, document, reason
+):
+    report = ingest.document("misspelt.json", document, fmt="cloudtrail")
+    assert counts(report) == [(1, 0, 1, 0)]
+    assert ingest.rows("SELECT reason FROM rejected_events") == [{"reason": reason}]
+    assert ingest.one("SELECT count(*) FROM agent_actions") == 0
