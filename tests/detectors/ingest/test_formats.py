@@ -92,6 +92,37 @@ K8S = {
     "requestReceivedTimestamp": "2024-05-01T10:00:00.000000Z",
     "stageTimestamp": "2024-05-01T10:00:00.100000Z",
 }
+# AKS diagnostic log: the Event as a JSON string in properties.log.
+K8S_AKS = {
+    "time": "2024-05-01T10:00:00.1000000Z",
+    "resourceId": "/SUBSCRIPTIONS/0000/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/AKS-1",
+    "category": "kube-audit",
+    "operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read",
+    "properties": {"log": json.dumps(K8S), "stream": "stdout", "pod": "kube-apiserver-abc"},
+}
+# GKE Cloud Logging entry of a Kubernetes API call.
+K8S_GKE = {
+    "protoPayload": {
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+        "authenticationInfo": {"principalEmail": "system:serviceaccount:default:agent-task-1"},
+        "methodName": "io.k8s.core.v1.pods.list",
+        "resourceName": "core/v1/namespaces/default/pods",
+        "requestMetadata": {"callerIp": "10.128.0.7"},
+        "serviceName": "k8s.io",
+    },
+    "insertId": "b1c2d3",
+    "resource": {
+        "type": "k8s_cluster",
+        "labels": {"cluster_name": "c1", "location": "eu", "project_id": "p"},
+    },
+    "timestamp": "2024-05-01T10:00:00.000000Z",
+    "operation": {
+        "id": "3a5e1f2c-0000-4000-8000-000000000001",
+        "producer": "k8s.io",
+        "first": True,
+        "last": True,
+    },
+}
 NATIVE = {
     "record_type": "action",
     "event_id": "n1",
@@ -168,6 +199,24 @@ CASES = [
         "k8s",
         id="k8s-event-list",
     ),
+    pytest.param("aks.json", jsonl(K8S_AKS, K8S_AKS), "k8s", id="k8s-aks-lines"),
+    pytest.param(
+        "aks.json",
+        jsonl({**K8S_AKS, "category": "kube-audit-admin"}),
+        "k8s",
+        id="k8s-aks-kube-audit-admin",
+    ),
+    pytest.param(
+        "PT1H.json", pretty({"records": [K8S_AKS, K8S_AKS]}), "k8s", id="k8s-aks-records-document"
+    ),
+    pytest.param(
+        "PT1H.json",
+        json.dumps({"records": [K8S_AKS] * 400}).encode() + b"\n",
+        "k8s",
+        id="k8s-aks-records-one-line",
+    ),
+    pytest.param("gke.json", jsonl(K8S_GKE), "k8s", id="k8s-gke-lines"),
+    pytest.param("gke.json", pretty([K8S_GKE, K8S_GKE]), "k8s", id="k8s-gke-array"),
     pytest.param("n.jsonl", jsonl(NATIVE, NATIVE2), "native", id="native-lines"),
     pytest.param("n.jsonl.gz", gzip.compress(jsonl(NATIVE)), "native", id="native-gzip"),
     pytest.param("n.json", pretty([NATIVE, NATIVE2]), "native", id="native-array-pretty"),
@@ -204,6 +253,28 @@ def test_detect_a_document_larger_than_the_head(tmp_path: Path):
     path = tmp_path / "big.json"
     path.write_bytes(json.dumps(doc).encode() + b"\n")  # one line longer than the 1 MiB head
     assert detect_format(read_head(path)) == "otlp"
+
+
+def test_detect_an_aks_export_larger_than_the_head(tmp_path: Path):
+    path = tmp_path / "PT1H.json"
+    records = [{**K8S_AKS, "properties": {"log": json.dumps({**K8S, "pad": "x" * 200_000})}}] * 8
+    path.write_bytes(json.dumps({"records": records}).encode() + b"\n")  # beyond the 1 MiB head
+    assert detect_format(read_head(path)) == "k8s"
+
+
+def test_a_gke_entry_of_another_google_service_is_not_kubernetes(tmp_path: Path):
+    other = {
+        **K8S_GKE,
+        "protoPayload": {
+            **K8S_GKE["protoPayload"],
+            "serviceName": "compute.googleapis.com",
+            "methodName": "v1.compute.instances.insert",
+        },
+    }
+    path = tmp_path / "gce.json"
+    path.write_bytes(jsonl(other))
+    with pytest.raises(UnknownFormatError):
+        detect_format(read_head(path))
 
 
 def test_a_json_line_with_invalid_utf8_is_not_taken_for_csv(ingest: Ingester, tmp_path: Path):

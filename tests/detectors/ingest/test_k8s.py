@@ -9,7 +9,9 @@ Events are written by hand in the audit.k8s.io/v1 shape (FORMATS.md): a TokenReq
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -195,9 +197,11 @@ def test_token_request_issues_a_service_account_token(ingest: Ingester):
     assert report.files[0].source_format == "k8s"
     [issue] = ingest.rows("SELECT * FROM credential_events WHERE event_type = 'issue'")
     assert issue["credential_id"] == ingest.cred_id("k8s", JTI)
-    assert issue["credential_kind"] == "k8s_sa_token"
+    # requested by the kubelet (system:node:node-a) for a pod
+    assert issue["credential_kind"] == "k8s_kubelet_token"
     assert issue["principal"] == SA_USER
-    assert issue["issued_at"] == datetime(2024, 6, 1, 12, 0, 0, 250000)
+    # the request time (requestReceivedTimestamp), not the completion stage (12:00:00.25)
+    assert issue["ts"] == issue["issued_at"] == datetime(2024, 6, 1, 12, 0, 0)
     assert issue["expires_at"] == datetime(2024, 6, 1, 13, 0, 7)
     assert issue["ttl_s"] == 3607
     assert issue["scopes"] == ["https://kubernetes.default.svc.cluster.local", "vault"]
@@ -242,7 +246,7 @@ def test_expiry_from_expiration_seconds_when_response_has_no_timestamp(ingest: I
     ingest.lines("audit.log", [ev])
     [issue] = ingest.rows("SELECT * FROM credential_events WHERE event_type = 'issue'")
     assert issue["ttl_s"] == 600
-    assert issue["expires_at"] == datetime(2024, 6, 1, 12, 10, 0, 250000)
+    assert issue["expires_at"] == datetime(2024, 6, 1, 12, 10, 0)
     assert issue["scopes"] == ["vault"]
 
 
@@ -490,3 +494,411 @@ def test_bad_events_are_rejected_with_reasons(ingest: Ingester):
         (7, "record is not a JSON object (got number)"),
     ]
     assert ingest.one("SELECT count(*) FROM agent_actions") == 1
+
+
+# ---------------------------------------------------------------- managed clusters: AKS and GKE
+
+AKS_CLUSTER = (
+    "/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000000/RESOURCEGROUPS/AGENTS"
+    "/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/AKS-AGENTS"
+)
+
+
+def aks(ev: dict, category: str = "kube-audit") -> dict:
+    """An AKS diagnostic-log record (Event Hub / storage export): the Event as a JSON string."""
+    return {
+        "time": ev.get("stageTimestamp"),
+        "resourceId": AKS_CLUSTER,
+        "category": category,
+        "operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read",
+        "properties": {
+            "log": json.dumps(ev),
+            "stream": "stdout",
+            "pod": "kube-apiserver-6d5c8f7b9-xk2lp",
+        },
+    }
+
+
+def gke(
+    operation_id: str,
+    method: str,
+    resource_name: str,
+    *,
+    principal: str = SA_USER,
+    caller_ip: str = "10.128.0.7",
+    at: str = "2024-06-01T12:10:00.000000Z",
+    status: dict | None = None,
+    request: dict | None = None,
+    response: dict | None = None,
+    labels: dict | None = None,
+) -> dict:
+    """A GKE Cloud Logging entry of a Kubernetes API call (Cloud Audit Logs AuditLog payload)."""
+    payload = {
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+        "authenticationInfo": {"principalEmail": principal},
+        "authorizationInfo": [{"granted": True, "permission": method, "resource": resource_name}],
+        "methodName": method,
+        "requestMetadata": {
+            "callerIp": caller_ip,
+            "callerSuppliedUserAgent": "kubelet/v1.30.2-gke.1 (linux/amd64) kubernetes/3c0f7c5",
+        },
+        "resourceName": resource_name,
+        "serviceName": "k8s.io",
+        "status": status or {},
+    }
+    if request is not None:
+        payload["request"] = request
+    if response is not None:
+        payload["response"] = response
+    return {
+        "protoPayload": payload,
+        "insertId": f"ins-{operation_id[:8]}",
+        "resource": {
+            "type": "k8s_cluster",
+            "labels": {
+                "project_id": "acme-agents",
+                "location": "europe-west1",
+                "cluster_name": "agents-1",
+            },
+        },
+        "timestamp": at,
+        "severity": "NOTICE",
+        "labels": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""}
+        | (labels or {}),
+        "logName": "projects/acme-agents/logs/cloudaudit.googleapis.com%2Factivity",
+        "operation": {"id": operation_id, "producer": "k8s.io", "first": True, "last": True},
+        "receiveTimestamp": "2024-06-01T12:10:01.123456Z",
+    }
+
+
+def test_aks_diagnostic_records_are_read_like_plain_events(ingest: Ingester):
+    lines = [aks(token_request()), aks(secret_get("b2e5d4f3-0002-4c8e-9d7b-3e2f1a0b9c8d"))]
+    lines[1]["category"] = "kube-audit-admin"
+    report = ingest.lines("aks.json", lines)
+    assert report.files[0].source_format == "k8s"
+    assert counts(report) == [(2, 2, 0, 0)]
+    [issue] = ingest.rows("SELECT * FROM credential_events WHERE event_type = 'issue'")
+    assert (issue["credential_id"], issue["ttl_s"], issue["principal"], issue["task_id"]) == (
+        ingest.cred_id("k8s", JTI),
+        3607,
+        SA_USER,
+        "task-42",
+    )
+    get = actions(ingest)["k8s:b2e5d4f3-0002-4c8e-9d7b-3e2f1a0b9c8d"]
+    assert (get["tool"], get["destination"], get["source_ip"], get["credential_id"]) == (
+        "get secrets",
+        f"{NAMESPACE}/secrets/db-password",
+        "10.0.0.12",
+        ingest.cred_id("k8s", JTI),
+    )
+    assert get["ts"] == datetime(2024, 6, 1, 12, 10)
+    assert ISSUED_TOKEN.split(".")[1] not in ingest.stored_text()
+
+
+def test_aks_records_export_document(ingest: Ingester):
+    doc = {
+        "records": [
+            aks(token_request()),
+            aks(secret_get("b2e5d4f3-0002-4c8e-9d7b-3e2f1a0b9c8d")),
+            {"category": "kube-audit", "properties": {"log": "{not json"}},
+            {"category": "kube-audit", "properties": {"lg": "{}"}},
+        ]
+    }
+    report = ingest.document("PT1H.json", doc)
+    assert report.files[0].source_format == "k8s"
+    assert counts(report) == [(4, 2, 2, 0)]
+    rows = ingest.rows("SELECT source_record, reason FROM rejected_events ORDER BY source_record")
+    assert [(r["source_record"], r["reason"]) for r in rows] == [
+        (2, "invalid value for properties.log: not a JSON audit Event"),
+        (3, "missing required field properties.log"),
+    ]
+    assert sorted(a["source_record"] for a in actions(ingest).values()) == [0, 1]
+
+
+def test_gke_cloud_logging_entries_are_read_like_plain_events(ingest: Ingester):
+    token_op = "a1f4c3e2-0001-4c8e-9d7b-3e2f1a0b9c8d"
+    issued = token_request()
+    entries = [
+        gke(
+            token_op,
+            "io.k8s.core.v1.serviceaccounts.token.create",
+            f"core/v1/namespaces/{NAMESPACE}/serviceaccounts/{SA}/token",
+            principal="system:node:gke-agents-1-pool-1-9f8e7d6c-x1y2",
+            at="2024-06-01T12:00:00.000000Z",
+            request=issued["requestObject"],
+            response=issued["responseObject"],
+            labels={"authentication.kubernetes.io/issued-credential-id": JTI},
+        ),
+        gke(
+            "b2e5d4f3-0002-4c8e-9d7b-3e2f1a0b9c8d",
+            "io.k8s.core.v1.secrets.get",
+            f"core/v1/namespaces/{NAMESPACE}/secrets/db-password",
+            caller_ip="34.77.1.2",
+            status={"code": 7, "message": "PERMISSION_DENIED"},
+        ),
+        gke(
+            "c3f6e5a4-0003-4c8e-9d7b-3e2f1a0b9c8d",
+            "io.k8s.apps.v1.deployments.list",
+            f"apps/v1/namespaces/{NAMESPACE}/deployments",
+        ),
+    ]
+    report = ingest.lines("gke.json", entries)
+    assert report.files[0].source_format == "k8s"
+    assert counts(report) == [(3, 3, 0, 0)]
+    [issue] = ingest.rows("SELECT * FROM credential_events WHERE event_type = 'issue'")
+    assert (issue["credential_id"], issue["credential_kind"], issue["principal"]) == (
+        ingest.cred_id("k8s", JTI),
+        "k8s_kubelet_token",
+        SA_USER,
+    )
+    assert (issue["issued_at"], issue["expires_at"], issue["ttl_s"]) == (
+        datetime(2024, 6, 1, 12, 0),
+        datetime(2024, 6, 1, 13, 0, 7),
+        3607,
+    )
+    assert (issue["agent_id"], issue["task_id"], issue["source_ip"]) == (
+        "researcher",
+        "task-42",
+        "10.128.0.7",
+    )
+    acts = actions(ingest)
+    token = acts[f"k8s:{token_op}"]
+    assert (token["tool"], token["action_class"], token["destination"], token["outcome"]) == (
+        "create serviceaccounts/token",
+        "credential",
+        f"{NAMESPACE}/serviceaccounts/{SA}",
+        "ok",
+    )
+    get = acts["k8s:b2e5d4f3-0002-4c8e-9d7b-3e2f1a0b9c8d"]
+    assert (get["tool"], get["agent_id"], get["source_ip"]) == ("get secrets", SA, "34.77.1.2")
+    assert (get["outcome"], get["error_type"], get["ts"]) == (
+        "denied",
+        "Forbidden",
+        datetime(2024, 6, 1, 12, 10),
+    )
+    listed = acts["k8s:c3f6e5a4-0003-4c8e-9d7b-3e2f1a0b9c8d"]
+    assert (listed["tool"], listed["system"], listed["destination"]) == (
+        "list deployments",
+        "kubernetes:apps",
+        f"{NAMESPACE}/deployments",
+    )
+    assert ISSUED_TOKEN.split(".")[1] not in ingest.stored_text()
+
+
+def test_gke_entry_of_another_google_service_is_rejected(ingest: Ingester):
+    other = gke("d4a7f6b5-0004", "v1.compute.instances.insert", "projects/p/zones/z/instances/i")
+    other["protoPayload"]["serviceName"] = "compute.googleapis.com"
+    no_method = gke("e5b8a7c6-0005", "io.k8s.core.v1.pods.get", "core/v1/namespaces/a/pods/p")
+    no_method["protoPayload"].pop("methodName")
+    ok = gke("f6c9b8d7-0006", "io.k8s.core.v1.pods.get", "core/v1/namespaces/a/pods/p")
+    report = ingest.lines("gke.json", [ok, other, no_method], fmt="k8s")
+    assert counts(report) == [(3, 1, 2, 0)]
+    assert [r["reason"] for r in ingest.rows("SELECT reason FROM rejected_events ORDER BY 1")] == [
+        "invalid value for protoPayload.methodName: v1.compute.instances.insert"
+        " (not a Kubernetes API call)",
+        "missing required field protoPayload.methodName",
+    ]
+
+
+# ---------------------------------------------------------------- one request, its stages, auditID
+
+
+def test_ts_is_the_request_time_not_the_completion_stage(ingest: Ingester):
+    ev = secret_get("a0b1c2d3-0017-4c8e-9d7b-3e2f1a0b9c8d")
+    ev["stageTimestamp"] = "2024-06-01T12:10:05.000000Z"
+    ingest.lines("audit.log", [ev])
+    [act] = ingest.rows("SELECT ts FROM agent_actions")
+    [use] = ingest.rows("SELECT ts FROM credential_events")
+    assert act["ts"] == use["ts"] == datetime(2024, 6, 1, 12, 10)
+
+
+AID = "d1e2f3a4-0018-4c8e-9d7b-3e2f1a0b9c8d"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"verb": "list"}, id="verb"),
+        pytest.param({"name": "other-secret"}, id="objectRef.name"),
+        pytest.param({"user": sa_user(jti="JTI=other", pod="other-task-7")}, id="user"),
+        pytest.param({"at": "2024-06-01T12:10:00.000001Z"}, id="request-time-1us-later"),
+    ],
+)
+def test_a_different_request_reusing_the_audit_id_is_not_a_duplicate(ingest: Ingester, change):
+    first = secret_get(AID)
+    kwargs = {k: v for k, v in change.items() if k != "verb"}
+    second = secret_get(AID, **kwargs)
+    if "verb" in change:
+        second["verb"] = change["verb"]
+    # both stages of the second request: they are one event
+    received = dict(second, stage="RequestReceived")
+    received.pop("responseStatus")
+    report = ingest.lines("audit.log", [first, received, second])
+    assert counts(report) == [(3, 2, 0, 1)]
+    ids = sorted(a["event_id"] for a in ingest.rows("SELECT event_id FROM agent_actions"))
+    assert ids[0] == f"k8s:{AID}" and ids[1].startswith(f"k8s:{AID}#")
+    # in a later run, the same two requests again are duplicates; a third one is not
+    third = secret_get(AID, name="third-secret")
+    again = ingest.lines("again.log", [second, first, third])
+    assert counts(again) == [(3, 1, 0, 2)]
+    assert ingest.one("SELECT count(*) FROM agent_actions") == 3
+
+
+def test_stages_of_one_request_across_runs_are_one_event(ingest: Ingester):
+    complete = secret_get(AID)
+    received = dict(
+        complete, stage="RequestReceived", stageTimestamp=complete["requestReceivedTimestamp"]
+    )
+    received.pop("responseStatus")
+    assert counts(ingest.lines("one.log", [received])) == [(1, 1, 0, 0)]
+    ingest.lines("two.log", [complete])
+    [act] = ingest.rows("SELECT event_id, outcome, source_file FROM agent_actions")
+    assert (act["event_id"], act["outcome"]) == (f"k8s:{AID}", "ok")
+    assert act["source_file"].endswith("two.log")
+    assert ingest.one("SELECT sum(loaded), sum(duplicates) FROM ingest_files") == 1
+
+
+def test_the_same_request_in_two_clusters_is_two_events(ingest: Ingester):
+    ev = secret_get(AID)
+    other = aks(ev)
+    other["resourceId"] = AKS_CLUSTER.replace("AKS-AGENTS", "AKS-OTHER")
+    report = ingest.lines("aks.json", [aks(ev), other, aks(ev)])
+    assert counts(report) == [(3, 2, 0, 1)]
+
+
+# ---------------------------------------------------------------- kubelet tokens, X.509 ids
+
+
+def jwt(claims: dict) -> str:
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'kid': 'test-kid'})}.{part(claims)}.c2lnbmF0dXJlLW5vdC1yZWFs"
+
+
+def test_kubelet_token_extended_by_the_api_server_has_its_real_lifetime(ingest: Ingester):
+    """The kubelet asks for 3607 s; the API server extends the token to a year, which only the
+    token's exp claim shows (status.expirationTimestamp repeats the requested expiry)."""
+    extended = datetime(2025, 6, 1, 12, 0, 7)
+    claims = {
+        "aud": ["https://kubernetes.default.svc.cluster.local"],
+        "exp": int(extended.replace(tzinfo=UTC).timestamp()),
+        "iat": 1717243200,
+        "sub": SA_USER,
+        "kubernetes.io": {"pod": {"name": POD}},
+    }
+    token = jwt(claims)
+    assert len(token.split(".")[1]) % 4 != 0  # base64url without padding: decoded with it
+    ev = token_request()
+    ev["responseObject"]["status"]["token"] = token
+    ingest.lines("audit.log", [ev])
+    [issue] = ingest.rows("SELECT * FROM credential_events WHERE event_type = 'issue'")
+    assert issue["credential_kind"] == "k8s_kubelet_token"
+    assert (issue["expires_at"], issue["ttl_s"]) == (extended, 365 * 86400 + 7)
+    text = ingest.stored_text()
+    assert token not in text and token.split(".")[1] not in text
+
+
+@pytest.mark.parametrize(
+    ("requester", "bound_kind", "kind"),
+    [
+        ("system:node:node-a", "Pod", "k8s_kubelet_token"),
+        ("system:node:node-a", "Secret", "k8s_sa_token"),
+        ("system:serviceaccount:ci:deployer", "Pod", "k8s_sa_token"),
+        ("system:nodes", "Pod", "k8s_sa_token"),
+    ],
+)
+def test_kubelet_token_kind(ingest: Ingester, requester, bound_kind, kind):
+    ev = token_request()
+    ev["user"] = {"username": requester}
+    ev["requestObject"]["spec"]["boundObjectRef"]["kind"] = bound_kind
+    ingest.lines("audit.log", [ev])
+    assert ingest.one("SELECT credential_kind FROM credential_events") == kind
+
+
+def test_token_without_exp_claim_or_timestamp_keeps_the_requested_lifetime(ingest: Ingester):
+    ev = token_request()
+    ev["responseObject"]["status"] = {"token": "not-a-jwt"}
+    ingest.lines("audit.log", [ev])
+    [issue] = ingest.rows("SELECT * FROM credential_events WHERE event_type = 'issue'")
+    assert (issue["ttl_s"], issue["expires_at"]) == (3607, datetime(2024, 6, 1, 13, 0, 7))
+
+
+def test_x509_credential_ids_are_client_certificates(ingest: Ingester):
+    cert = "X509SHA256=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    admin = {
+        "username": "admin@example.com",
+        "groups": ["system:masters", "system:authenticated"],
+        "extra": {"authentication.kubernetes.io/credential-id": [cert]},
+    }
+    ingest.lines(
+        "audit.log",
+        [
+            secret_get("e2f3a4b5-0019-4c8e-9d7b-3e2f1a0b9c8d", user=admin),
+            secret_get("f3a4b5c6-0020-4c8e-9d7b-3e2f1a0b9c8d"),
+        ],
+    )
+    uses = ingest.rows("SELECT credential_id, credential_kind FROM credential_events ORDER BY 2")
+    assert [(u["credential_id"], u["credential_kind"]) for u in uses] == [
+        (ingest.cred_id("k8s", JTI), "k8s_sa_token"),
+        (ingest.cred_id("k8s", cert), "k8s_x509_cert"),
+    ]
+
+
+# ---------------------------------------------------------------- silent loss
+
+
+def test_misspelt_main_keys_are_rejected_with_a_reason_not_dropped(ingest: Ingester):
+    good = secret_get("a4b5c6d7-0021-4c8e-9d7b-3e2f1a0b9c8d")
+    misspelt = secret_get("b5c6d7e8-0022-4c8e-9d7b-3e2f1a0b9c8d")
+    misspelt["objectRf"] = misspelt.pop("objectRef")
+    # a request with no objectRef at all is a non-resource request (/healthz): loaded
+    healthz = event("c6d7e8f9-0023-4c8e-9d7b-3e2f1a0b9c8d", "get", requestURI="/healthz")
+    healthz.pop("objectRef")
+    report = ingest.lines("audit.log", [good, misspelt, healthz])
+    assert counts(report) == [(3, 2, 1, 0)]
+    assert ingest.one("SELECT reason FROM rejected_events") == (
+        "unknown field(s) objectRf in a Kubernetes audit Event without objectRef (misspelt?)"
+    )
+    assert actions(ingest)["k8s:c6d7e8f9-0023-4c8e-9d7b-3e2f1a0b9c8d"]["tool"] == "get nonresource"
+
+
+def test_event_list_with_a_misspelt_items_key_is_rejected(ingest: Ingester):
+    doc = {
+        "kind": "EventList",
+        "apiVersion": "audit.k8s.io/v1",
+        "metadata": {},
+        "itemz": [token_request(), secret_get("d7e8f9a0-0024-4c8e-9d7b-3e2f1a0b9c8d")],
+    }
+    report = ingest.document("audit-export.json", doc)
+    assert counts(report) == [(1, 0, 1, 0)]
+    assert ingest.one("SELECT reason FROM rejected_events") == (
+        "missing required field items (EventList keys: apiVersion, itemz, kind, metadata)"
+    )
+    assert ISSUED_TOKEN.split(".")[1] not in ingest.stored_text()
+
+
+def test_the_same_file_again_is_all_duplicates(ingest: Ingester):
+    """Plain ids, fingerprinted ids and non-resource requests are recognised on a rerun."""
+    healthz = event("e8f9a0b1-0025-4c8e-9d7b-3e2f1a0b9c8d", "get", requestURI="/healthz")
+    healthz.pop("objectRef")
+    records = [secret_get(AID), secret_get(AID, name="other-secret"), healthz, token_request()]
+    assert counts(ingest.lines("audit.log", records)) == [(4, 4, 0, 0)]
+    assert counts(ingest.lines("audit.log", records)) == [(4, 0, 0, 4)]
+    assert counts(ingest.lines("copy.log", records[::-1])) == [(4, 0, 0, 4)]
+    assert ingest.one("SELECT count(*) FROM agent_actions") == 4
+
+
+def test_gke_json_array_as_gcloud_writes_it(ingest: Ingester):
+    entries = [
+        gke("a9b0c1d2-0026", "io.k8s.core.v1.pods.get", f"core/v1/namespaces/{NAMESPACE}/pods/p1"),
+        gke("b0c1d2e3-0027", "io.k8s.core.v1.namespaces.get", "core/v1/namespaces/agents"),
+    ]
+    report = ingest.document("gke.json", entries)
+    assert counts(report) == [(2, 2, 0, 0)]
+    acts = actions(ingest)
+    assert acts["k8s:a9b0c1d2-0026"]["destination"] == f"{NAMESPACE}/pods/p1"
+    assert (acts["k8s:b0c1d2e3-0027"]["tool"], acts["k8s:b0c1d2e3-0027"]["destination"]) == (
+        "get namespaces",
+        "namespaces/agents",
+    )
