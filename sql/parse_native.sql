@@ -20,8 +20,11 @@ SELECT *,
     (r.record_type ->> '$') AS record_type,
     (r.event ->> '$') AS event,
     cw_ts_json(r.ts) AS ts,
-    CASE r.credential_kind WHEN 'vault_token' THEN 'vault' WHEN 'vault_lease' THEN 'vault'
-        WHEN 'sts_session' THEN 'aws' WHEN 'iam_access_key' THEN 'aws' WHEN 'k8s_sa_token' THEN 'k8s'
+    -- The namespace a kind's ids are hashed in, so a native record names the same credential as
+    -- the audit log that issued it.
+    CASE WHEN r.credential_kind IN ('vault_token', 'vault_lease', 'vault_certificate', 'vault_ssh_certificate') THEN 'vault'
+         WHEN r.credential_kind IN ('sts_session', 'iam_access_key', 'aws_instance_session', 'aws_service_session') THEN 'aws'
+         WHEN r.credential_kind IN ('k8s_sa_token', 'k8s_kubelet_token', 'k8s_x509_cert') THEN 'k8s'
         ELSE 'native' END AS namespace,
     CASE WHEN json_type(rec) <> 'OBJECT' THEN 'record is not a JSON object (got ' || cw_json_kind(rec) || ')'
     ELSE coalesce(
@@ -55,7 +58,9 @@ SELECT *,
                  THEN 'invalid value for event: ' || left(r.event ->> '$', 40) || ' (expected issue, use, renew, revoke or expire)' END,
             CASE WHEN r.credential_ref IS NULL OR json_type(r.credential_ref) = 'NULL' OR (r.credential_ref ->> '$') = ''
                  THEN 'missing required field credential_ref' END,
-            CASE WHEN nullif(r.credential_kind, '') NOT IN ('vault_token', 'vault_lease', 'sts_session', 'iam_access_key', 'k8s_sa_token', 'native_jit')
+            CASE WHEN nullif(r.credential_kind, '') NOT IN ('vault_token', 'vault_lease', 'vault_certificate', 'vault_ssh_certificate',
+                                                          'sts_session', 'iam_access_key', 'aws_instance_session', 'aws_service_session',
+                                                          'k8s_sa_token', 'k8s_kubelet_token', 'k8s_x509_cert', 'native_jit')
                  THEN 'invalid value for credential_kind: ' || left(r.credential_kind, 40) END,
             CASE WHEN nullif(r.ttl_s, '') IS NOT NULL AND try_cast(r.ttl_s AS BIGINT) IS NULL
                  THEN 'wrong type for ttl_s: expected integer seconds, got ' || left(r.ttl_s, 40) END,

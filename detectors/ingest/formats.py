@@ -9,6 +9,10 @@ from detectors.ingest.reader import FileHead
 FORMATS = ("otlp", "vault", "cloudtrail", "k8s", "native", "native_csv", "native_parquet")
 
 
+# Vault audit record types: requests and responses, and those of the KMIP secrets engine.
+_VAULT_TYPES = ("request", "response", "kmip-request", "kmip-response")
+
+
 class UnknownFormatError(ValueError):
     """The content matches no supported format."""
 
@@ -52,23 +56,65 @@ def _first_record(head: FileHead) -> dict | None:
     ):
         if marker in text:
             return fmt_record
+    # An AKS export ({"records": [...]}) too large for the head.
+    if '"kube-audit' in text and '"properties"' in text:
+        return {"category": "kube-audit", "properties": {}}
+    # Grafana Tempo's export: {"batches": [<resourceSpans entry>, ...]}.
+    if '"batches"' in text and any(k in text for k in _OTLP_SCOPE_KEYS):
+        return {"batches": []}
     return None
 
 
+# The keys of a resourceSpans entry: scopeSpans, or instrumentationLibrarySpans in older exporters.
+_OTLP_SCOPE_KEYS = ('"scopeSpans"', '"instrumentationLibrarySpans"')
+
+
+def _is_tempo_batches(rec: dict) -> bool:
+    batches = rec.get("batches")
+    return isinstance(batches, list) and (
+        not batches
+        or any(
+            isinstance(b, dict) and ("scopeSpans" in b or "instrumentationLibrarySpans" in b)
+            for b in batches
+        )
+    )
+
+
 def _classify(rec: dict) -> str | None:
-    if "resourceSpans" in rec:
+    if "resourceSpans" in rec or _is_tempo_batches(rec):
         return "otlp"
     if "Records" in rec or ("eventSource" in rec and "eventName" in rec):
         return "cloudtrail"
-    if rec.get("type") in ("request", "response") and ("request" in rec or "auth" in rec):
+    if rec.get("type") in _VAULT_TYPES and ("request" in rec or "auth" in rec):
         return "vault"
-    if str(rec.get("apiVersion", "")).startswith("audit.k8s.io") or (
-        "auditID" in rec and "verb" in rec
-    ):
+    if _is_k8s_audit(rec):
         return "k8s"
     if "record_type" in rec:
         return "native"
     return None
+
+
+# AKS diagnostic-log categories that carry audit.k8s.io Events in properties.log.
+_AKS_AUDIT_CATEGORIES = ("kube-audit", "kube-audit-admin")
+
+
+def _is_k8s_audit(rec: dict) -> bool:
+    """A Kubernetes audit Event or EventList, an AKS diagnostic record wrapping one (alone or in
+    an Event Hub / storage export's ``records``), or a GKE Cloud Logging entry of a k8s.io call."""
+    if str(rec.get("apiVersion", "")).startswith("audit.k8s.io") or (
+        "auditID" in rec and "verb" in rec
+    ):
+        return True
+    records = rec.get("records")
+    if isinstance(records, list):
+        rec = next((r for r in records if isinstance(r, dict)), {})
+    if rec.get("category") in _AKS_AUDIT_CATEGORIES and isinstance(rec.get("properties"), dict):
+        return True
+    payload = rec.get("protoPayload")
+    return isinstance(payload, dict) and (
+        payload.get("serviceName") == "k8s.io"
+        or str(payload.get("methodName", "")).startswith("io.k8s.")
+    )
 
 
 def _looks_like_csv(head: FileHead) -> bool:

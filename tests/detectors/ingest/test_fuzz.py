@@ -867,6 +867,17 @@ _REASONS: list[tuple[str, set[str] | None]] = [
     (r"not an OTLP trace export: missing (?P<resourceSpans>resourceSpans)", {"otlp"}),
     (r"invalid (?P<field>traceId|spanId): .*", {"otlp"}),
     (r"csv error: \S.*", {"native_csv"}),
+    # Structure the parser would otherwise skip: a misspelt or unknown main key.
+    (r"no (scopeSpans|spans) in [\w.\[\]]+ \(unexpected keys: .*\)", {"otlp"}),
+    (r"misspelt top-level key: \w+ \(expected \w+\)", {"vault"}),
+    (
+        r"neither a CloudTrail record nor a \{\"Records\": \[\.\.\.\]\} document "
+        r"\(top-level keys: .*\)",
+        {"cloudtrail"},
+    ),
+    (r"Records is not an array \(got \w+\)", {"cloudtrail"}),
+    (r"unknown field\(s\) .+ \(misspelt\?\)", {"k8s"}),
+    (r"missing required field items \(EventList keys: .*\)", {"k8s"}),
 ]
 
 
