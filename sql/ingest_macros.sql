@@ -15,13 +15,16 @@ CREATE OR REPLACE TEMP MACRO cw_hash(ns, v) AS 'cred_' || cw_keyed(ns, v);
 
 -- Secrets that must never be stored: private keys, bearer tokens, AWS key ids, GitHub, Slack,
 -- Vault tokens, JWTs, and the values of secret-named keys (JSON, escaped JSON and key=value).
--- Keys that name a secret rather than hold one (secretId, SecretArn, secret_name...: AWS Secrets
--- Manager ARNs and names) are kept: a marker (U+E000) is put inside such a key so that the
--- secret-named-key patterns skip it, and taken out at the end.
+-- Keys that name a secret rather than hold one (AWS Secrets Manager's secretId / SecretArn /
+-- SecretName and secret_arn / secret_name: ARNs and names) are kept: a marker (U+E000) is put
+-- inside such a key so that the secret-named-key patterns skip it, and taken out at the end.
+-- secret_id stays redacted: Vault AppRole's secret_id IS the secret.
 CREATE OR REPLACE TEMP MACRO cw_redact(s) AS replace(
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-        regexp_replace(s, '(?i)((?:\\?"|\b)secret[_-]?)((?:id|arn|name)s?(?:\\?"\s*:|=))', '\1' || chr(57344) || '\2', 'g'),
+        regexp_replace(regexp_replace(s,
+            '((?:\\?"|\b)[sS]ecret)((?:Id|ID|Arn|ARN|Name)s?(?:\\?"\s*:|=))', '\1' || chr(57344) || '\2', 'g'),
+            '((?:\\?"|\b)secret_)((?:arn|name)s?(?:\\?"\s*:|=))', '\1' || chr(57344) || '\2', 'g'),
         -- Vault audit HMACs of tokens, accessors and request data: linkable identifiers.
         'hmac-sha256:[0-9A-Za-z+/=]{16,}', '[REDACTED:hmac]', 'g'),
         -- An AWS key id followed closely by its 40-character secret (a pasted key pair).

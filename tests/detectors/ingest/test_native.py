@@ -967,3 +967,14 @@ def test_annotations_object_is_read(ingest: Ingester):
     ingest.lines("ann.jsonl", [act("n1", tool="frobnicate", annotations={"readOnlyHint": True})])
     row = ingest.rows("SELECT action_class, classified_by FROM agent_actions")[0]
     assert row == {"action_class": "read", "classified_by": "mcp_annotation"}
+
+
+def test_secret_names_are_kept_and_secret_ids_redacted(ingest: Ingester):
+    # A Secrets Manager secret's id or name says which secret was read; Vault AppRole's
+    # secret_id is itself the secret.
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf"
+    args = {"secretId": arn, "secret_name": "prod/db", "role_id": "r-1", "secret_id": "7d1c-s3cr3t-9f"}
+    ingest.lines("approle.jsonl", [act("s1", tool="vault_login", arguments=args)])
+    stored = json.loads(ingest.one("SELECT args FROM agent_actions"))
+    assert stored == {**args, "secret_id": "[REDACTED]"}
+    assert "7d1c-s3cr3t-9f" not in ingest.stored_text()
