@@ -187,8 +187,8 @@ SELECT 'k8s', v.source_file, v.source_line, v.source_offset, v.source_record,
 FROM k_valid v
 LEFT JOIN (SELECT k.source_file, k.source_line, k.source_record, i.event_id
            FROM k_keyed k JOIN k_ids i ON i.audit_id = (k.r.auditID ->> '$') AND i.request_fp = k.request_fp) i
-    ON v.reason IS NULL AND i.source_file = v.source_file AND i.source_line = v.source_line
-   AND i.source_record = v.source_record;
+    -- Equality only (k_keyed holds valid rows alone): any other condition in ON makes a nested loop.
+    ON i.source_file = v.source_file AND i.source_line = v.source_line AND i.source_record = v.source_record;
 
 CREATE OR REPLACE TEMP TABLE k_ok AS
 SELECT k.*, i.event_id, (k.r.verb ->> '$') AS verb,

@@ -955,7 +955,9 @@ def test_growing_conversation_reads_each_message_once_where_it_first_appears(
     encode = anyvalue if structured else (lambda v: v)
     history, spans = [], []
     for turn in (1, 2, 3):
-        history = history + [_parts_message("user", f"Turn {turn}: write to turn{turn}@grow.example")]
+        history = history + [
+            _parts_message("user", f"Turn {turn}: write to turn{turn}@grow.example")
+        ]
         spans.append(chat(turn, {"gen_ai.input.messages": encode(history)}, start=1000 * turn))
     edited = [_parts_message("user", "Turn 1: write to edited@grow.example"), *history[1:]]
     spans.append(chat(4, {"gen_ai.input.messages": encode(edited)}, start=4000))

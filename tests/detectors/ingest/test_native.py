@@ -973,7 +973,12 @@ def test_secret_names_are_kept_and_secret_ids_redacted(ingest: Ingester):
     # A Secrets Manager secret's id or name says which secret was read; Vault AppRole's
     # secret_id is itself the secret.
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf"
-    args = {"secretId": arn, "secret_name": "prod/db", "role_id": "r-1", "secret_id": "7d1c-s3cr3t-9f"}
+    args = {
+        "secretId": arn,
+        "secret_name": "prod/db",
+        "role_id": "r-1",
+        "secret_id": "7d1c-s3cr3t-9f",
+    }
     ingest.lines("approle.jsonl", [act("s1", tool="vault_login", arguments=args)])
     stored = json.loads(ingest.one("SELECT args FROM agent_actions"))
     assert stored == {**args, "secret_id": "[REDACTED]"}

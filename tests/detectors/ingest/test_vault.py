@@ -990,7 +990,9 @@ def test_token_used_61_days_past_its_72h_ttl_is_flagged(ingest: Ingester):
     assert (life["ended_by"], life["last_use"]) == ("expired", at_response(late))
     rule = load_rule(RULES_DIR / "credential_used_past_expiry.yaml")
     hits = [dict(zip(HIT_COLUMNS, row, strict=True)) for row in run_rule(ingest.con, rule)]
-    assert [(h["credential_id"], h["evidence_event_ids"]) for h in hits] == [(cred, ["vault:x-late"])]
+    assert [(h["credential_id"], h["evidence_event_ids"]) for h in hits] == [
+        (cred, ["vault:x-late"])
+    ]
     assert (hits[0]["agent_id"], hits[0]["task_id"]) == ("lingerer", "task-long")
     assert hits[0]["first_seen"] == at_response(late)
 
@@ -1023,7 +1025,9 @@ def test_denied_request_naming_only_request_client_token_is_attributed(ingest: I
     ]
     for entry in entries[2:]:
         entry["auth"] = {"token_type": "default"}
-    assert entries[3]["request"]["client_token"] == TOKEN and "client_token" not in entries[3]["auth"]
+    assert (
+        entries[3]["request"]["client_token"] == TOKEN and "client_token" not in entries[3]["auth"]
+    )
     ingest.lines("audit.log", entries)
     cred = ingest.cred_id("vault", TOKEN)
     act = actions(ingest)["vault:d-1"]
@@ -1078,7 +1082,9 @@ def test_kmip_entries_are_loaded(ingest: Ingester):
     # each pair: one action from the response, the request a duplicate of it
     assert counts(ingest.lines("audit.log", entries)) == [(4, 2, 0, 2)]
     acts = actions(ingest)
-    assert {k: (a["tool"], a["system"], a["outcome"], a["source_line"]) for k, a in acts.items()} == {
+    assert {
+        k: (a["tool"], a["system"], a["outcome"], a["source_line"]) for k, a in acts.items()
+    } == {
         "vault:k-1": ("vault.kmip.create", "vault:kmip", "ok", 2),
         "vault:k-2": ("vault.kmip.create", "vault:kmip", "ok", 4),
     }
