@@ -36,7 +36,8 @@ SELECT source_file, source_line, source_offset, source_record, rec,
         "eventTime":"JSON","eventSource":"JSON","eventName":"JSON","eventID":"JSON",
         "userIdentity":{"type":"VARCHAR","arn":"VARCHAR","accessKeyId":"VARCHAR","userName":"VARCHAR",
             "principalId":"VARCHAR","invokedBy":"VARCHAR",
-            "sessionContext":{"sessionIssuer":{"arn":"VARCHAR","userName":"VARCHAR"}}},
+            "sessionContext":{"sessionIssuer":{"arn":"VARCHAR","userName":"VARCHAR"},
+                              "attributes":{"creationDate":"VARCHAR"}}},
         "sourceIPAddress":"VARCHAR","userAgent":"VARCHAR","requestParameters":"JSON",
         "responseElements":"JSON","errorCode":"VARCHAR","errorMessage":"VARCHAR",
         "recipientAccountId":"VARCHAR","awsRegion":"VARCHAR","additionalEventData":"JSON"}') END AS r
@@ -239,7 +240,12 @@ SELECT event_id, ts, 'use', caller_credential_id, caller_kind,
              r.userIdentity.sessionContext.sessionIssuer.userName),
     nullif(session_task, ''),
     CASE WHEN nullif(session_task, '') IS NOT NULL THEN 'sts_session_name' END,
-    NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL,
+    -- A session's creation time rides on every call made with it: the lifecycle's issue time when
+    -- the AssumeRole is not in the trail (sessions AWS issues itself never are).
+    CASE WHEN caller_kind IN ('sts_session', 'aws_instance_session', 'aws_service_session')
+         THEN cw_ts(r.userIdentity.sessionContext.attributes.creationDate) END,
+    NULL,
     source_ip,
     outcome,
     NULL, NULL,

@@ -2265,3 +2265,28 @@ def test_a_document_without_a_records_array_is_rejected_with_a_reason(
     assert counts(report) == [(1, 0, 1, 0)]
     assert ingest.rows("SELECT reason FROM rejected_events") == [{"reason": reason}]
     assert ingest.one("SELECT count(*) FROM agent_actions") == 0
+
+
+def test_session_first_sighting_states_its_creation_time(ingest: Ingester):
+    # The instance profile's AssumeRole is not in the trail (AWS issues it): the calls made with
+    # the session carry its creationDate, which becomes the lifecycle's issue time.
+    from detectors.derive.tables import build_derived_tables
+
+    who = assumed_role(WEB_ROLE, INSTANCE, K_INSTANCE)
+    who["sessionContext"]["attributes"]["creationDate"] = "2024-11-30T18:00:00Z"
+    calls = [
+        ct("u2", "2024-11-30T19:50:00Z", "s3.amazonaws.com", "ListBuckets", who),
+        ct("u1", "2024-11-30T19:45:00Z", "s3.amazonaws.com", "ListBuckets", who),
+    ]
+    ingest.document("calls.json", {"Records": calls})
+    build_derived_tables(ingest.con)
+    [life] = ingest.rows(
+        """SELECT credential_kind, issued_at, issue_seen FROM credential_lifecycles
+           WHERE credential_id = ?""",
+        [ingest.cred_id("aws", K_INSTANCE)],
+    )
+    assert life == {
+        "credential_kind": "aws_instance_session",
+        "issued_at": datetime(2024, 11, 30, 18, 0, 0),
+        "issue_seen": False,
+    }
