@@ -201,6 +201,21 @@ SELECT event_id, ts,
             THEN 'admin'
         WHEN event_source = 'kms.amazonaws.com' AND event_name IN ('PutKeyPolicy', 'DisableKey', 'ScheduleKeyDeletion', 'CreateGrant')
             THEN 'admin'
+        -- SSH key pairs are credentials; flow logs, log groups, bucket protections and logging,
+        -- remote execution (SSM) and function permissions are control-plane changes.
+        WHEN event_source = 'ec2.amazonaws.com' AND event_name IN ('CreateKeyPair', 'ImportKeyPair')
+            THEN 'credential'
+        WHEN (event_source = 'ec2.amazonaws.com' AND event_name IN
+                 ('DeleteFlowLogs', 'ModifyInstanceAttribute', 'DisableEbsEncryptionByDefault'))
+             OR (event_source = 'logs.amazonaws.com' AND event_name IN
+                 ('DeleteLogGroup', 'DeleteLogStream', 'PutRetentionPolicy', 'DeleteSubscriptionFilter'))
+             OR (event_source = 's3.amazonaws.com' AND event_name IN
+                 ('PutBucketLifecycle', 'PutBucketLifecycleConfiguration', 'DeleteBucketPolicy',
+                  'PutBucketPublicAccessBlock', 'DeleteBucketPublicAccessBlock', 'PutBucketLogging',
+                  'DeleteBucketEncryption', 'PutBucketVersioning'))
+             OR (event_source = 'ssm.amazonaws.com' AND event_name IN ('SendCommand', 'StartSession', 'ResumeSession'))
+             OR (event_source = 'lambda.amazonaws.com' AND regexp_matches(event_name, '^(AddPermission|UpdateFunctionConfiguration|UpdateFunctionCode)'))
+            THEN 'admin'
         WHEN regexp_matches(event_name, '^(SendEmail|SendRawEmail|SendMessage|SendMessageBatch|Publish|PutRecords?)$')
             THEN 'egress'
     END,
@@ -216,7 +231,9 @@ SELECT event_id, ts,
          WHEN event_source = 'cloudtrail.amazonaws.com' AND event_name IN
              ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'PutEventSelectors', 'DeleteEventDataStore',
               'StopEventDataStoreIngestion') THEN 'high'
-         WHEN event_name = 'LeaveOrganization' THEN 'high' END,
+         WHEN event_name = 'LeaveOrganization' THEN 'high'
+         WHEN event_name IN ('DeleteFlowLogs', 'DeleteDetector', 'DeleteLogGroup', 'StopConfigurationRecorder',
+                             'DeleteConfigurationRecorder', 'DisableSecurityHub', 'SendCommand', 'StartSession') THEN 'high' END,
     -- An AWS API call reaches the account's own resources; only mail leaves through SES, and a
     -- share leaves when it adds another account (or everyone).
     CASE WHEN shared_out IS NOT NULL THEN len(shared_out) > 0

@@ -2290,3 +2290,26 @@ def test_session_first_sighting_states_its_creation_time(ingest: Ingester):
         "issued_at": datetime(2024, 11, 30, 18, 0, 0),
         "issue_seen": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "expected"),
+    [
+        ("ec2.amazonaws.com", "DeleteFlowLogs", ("admin", "high")),
+        ("guardduty.amazonaws.com", "DeleteDetector", ("admin", "high")),
+        ("ssm.amazonaws.com", "SendCommand", ("admin", "high")),
+        ("s3.amazonaws.com", "PutBucketLifecycle", ("admin", "medium")),
+        ("lambda.amazonaws.com", "AddPermission20150331v2", ("admin", "medium")),
+        ("ec2.amazonaws.com", "CreateKeyPair", ("credential", "medium")),
+        ("ec2.amazonaws.com", "DescribeFlowLogs", ("read", "low")),
+    ],
+)
+def test_log_removal_execution_and_key_pairs_are_classified(
+    ingest: Ingester, source, name, expected
+):
+    ops = iam_user("ops-bot", "AKIAOPSBOTKEY0000001")
+    ingest.document(
+        "calls.json", {"Records": [ct("x1", "2024-11-30T21:00:00Z", source, name, ops)]}
+    )
+    row = ingest.rows("SELECT action_class, sensitivity FROM agent_actions")[0]
+    assert (row["action_class"], row["sensitivity"]) == expected
