@@ -2,8 +2,9 @@
 -- task. "as_of" is the newest event time in the warehouse (not the wall clock), so reruns over the
 -- same data give the same table. Agent spans' ends count: a task's end may come from one, and as_of
 -- must not precede a task end the table uses. A credential whose issue is not in the warehouse
--- takes its issue time, TTL, expiry, scopes, principal, agent and task from its first use that
--- states them (every Vault request carries its token's); an issue event, when there is one, wins.
+-- takes its issue time, TTL, expiry, scopes, principal and agent from its first use that states
+-- them (every Vault request carries its token's; a CloudTrail call its session's creation time),
+-- and its task only from Vault token metadata; an issue event, when there is one, wins.
 
 CREATE OR REPLACE TABLE credential_lifecycles AS
 WITH as_of AS (
@@ -18,7 +19,11 @@ WITH as_of AS (
         true AS from_issue
     FROM credential_events WHERE event_type = 'issue'
     UNION ALL
-    SELECT u.credential_id, u.ts, u.credential_kind, u.principal, u.agent_id, u.task_id,
+    -- A use names the credential's own task only when the credential itself states it (a Vault
+    -- token's metadata rides on every request made with it). A CloudTrail call's task is the
+    -- caller's or that of the session it asks for, not the task its own session was issued for.
+    SELECT u.credential_id, u.ts, u.credential_kind, u.principal, u.agent_id,
+        CASE WHEN u.task_source = 'vault_metadata' THEN u.task_id END,
         u.issued_at, u.expires_at, u.ttl_s, u.parent_credential_id, u.scopes, u.source_ip,
         false AS from_issue
     FROM credential_events u
