@@ -2276,12 +2276,23 @@ def test_session_first_sighting_states_its_creation_time(ingest: Ingester):
     who["sessionContext"]["attributes"]["creationDate"] = "2024-11-30T18:00:00Z"
     calls = [
         ct("u2", "2024-11-30T19:50:00Z", "s3.amazonaws.com", "ListBuckets", who),
-        ct("u1", "2024-11-30T19:45:00Z", "s3.amazonaws.com", "ListBuckets", who),
+        # The session asks for another session for a task: that task is not the session's own.
+        ct(
+            "u1",
+            "2024-11-30T19:45:00Z",
+            "sts.amazonaws.com",
+            "AssumeRole",
+            who,
+            request={
+                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/AgentRole",
+                "roleSessionName": "planner@task-9",
+            },
+        ),
     ]
     ingest.document("calls.json", {"Records": calls})
     build_derived_tables(ingest.con)
     [life] = ingest.rows(
-        """SELECT credential_kind, issued_at, issue_seen FROM credential_lifecycles
+        """SELECT credential_kind, issued_at, issue_seen, task_id FROM credential_lifecycles
            WHERE credential_id = ?""",
         [ingest.cred_id("aws", K_INSTANCE)],
     )
@@ -2289,7 +2300,14 @@ def test_session_first_sighting_states_its_creation_time(ingest: Ingester):
         "credential_kind": "aws_instance_session",
         "issued_at": datetime(2024, 11, 30, 18, 0, 0),
         "issue_seen": False,
+        "task_id": None,
     }
+    assert (
+        ingest.one(
+            "SELECT task_id FROM credential_events WHERE event_id = 'ct:u1' AND event_type = 'use'"
+        )
+        == "task-9"
+    )
 
 
 @pytest.mark.parametrize(
