@@ -180,3 +180,51 @@ def test_run_stages_refuses_an_unknown_stage(tmp_path: Path):
     ctx = stages.StageContext(Settings(db_path=tmp_path / "wh.duckdb"))
     with pytest.raises(ValueError, match="unknown stage"):
         stages.run_stages(None, ctx, ("derive", "dedupe"))
+
+
+def test_late_data_moving_the_first_event_earlier_in_the_day_keeps_the_finding_id(
+    ingest: Ingester,
+):
+    # The window of a finding id is the day of first_seen, not first_seen itself: a late file
+    # with an earlier use of the credential after its task, on the same day, updates the
+    # finding, never duplicates it.
+    def use(event_id: str, ts: str) -> dict:
+        return {
+            "record_type": "action",
+            "event_id": event_id,
+            "ts": ts,
+            "agent_id": "agent-1",
+            "tool": "read_file",
+            "credential_ref": "jit-1",
+        }
+
+    ingest.lines("day.jsonl", [*RECORDS, use("u2", "2026-11-01T10:30:00Z")])
+    run_detection(ingest.con, ingest.settings, now=T1)
+    query = """SELECT finding_id, first_seen FROM findings
+               WHERE rule_id = 'credential_used_after_task'"""
+    [before] = ingest.rows(query)
+    ingest.lines("late.jsonl", [use("u1", "2026-11-01T10:20:00Z")])
+    run_detection(ingest.con, ingest.settings, now=T2)
+    [after] = ingest.rows(query)
+    assert after["finding_id"] == before["finding_id"]
+    assert (before["first_seen"], after["first_seen"]) == (
+        datetime(2026, 11, 1, 10, 30),
+        datetime(2026, 11, 1, 10, 20),
+    )
+
+
+def test_triage_status_wins_over_a_suppression_added_later(ingest: Ingester, tmp_path: Path):
+    ingest.lines("day.jsonl", RECORDS)
+    run_detection(ingest.con, ingest.settings, now=T1)
+    finding = ingest.one(
+        "SELECT finding_id FROM findings WHERE rule_id = 'sensitive_read_then_egress'"
+    )
+    assert set_triage(ingest.con, finding, "in_progress", "checking the recipient")
+    allowlist = tmp_path / "suppressions.yaml"
+    allowlist.write_text(
+        "suppressions:\n"
+        "  - {rule: 'sensitive_read_*', entity: 'agent-1', reason: 'approved', expires: 2026-12-01}\n"
+    )
+    run_detection(ingest.con, ingest.settings.with_overrides(suppressions_path=allowlist), now=T2)
+    row = ingest.rows("SELECT status, suppression FROM findings WHERE finding_id = ?", [finding])[0]
+    assert row == {"status": "in_progress", "suppression": "approved"}
