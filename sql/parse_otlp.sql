@@ -210,23 +210,25 @@ FROM o_spans o
 LEFT JOIN o_inherited i USING (trace_id, span_id)
 LEFT JOIN o_trace t USING (trace_id);
 
--- An MCP call traced on both sides is one call: spans of the same mcp.session.id and
--- jsonrpc.request.id (request ids are unique within a session) are one action, the client span
--- (else the earliest). The others go to agent_spans under the call's agent and task, so a server
--- span exported in a trace of its own creates no second task.
+-- An MCP call traced on both sides is one call: a server span (kind SERVER) with the
+-- mcp.session.id and jsonrpc.request.id of a client-side tool span (MCP forbids reusing a request
+-- id within a session) goes to agent_spans under that call's agent and task, so a server span
+-- exported in a trace of its own creates no second task. Two client-side spans with the same ids
+-- stay two actions.
 UPDATE o_resolved SET is_tool = false, agent_id = c.call_agent, task_id = c.call_task,
     task_source = c.call_task_source
 FROM (
-    SELECT trace_id, span_id,
+    SELECT trace_id, span_id, is_server,
         first_value(agent_id) OVER call AS call_agent, first_value(task_id) OVER call AS call_task,
         first_value(task_source) OVER call AS call_task_source,
-        row_number() OVER call AS nth
-    FROM (SELECT * FROM o_resolved WHERE is_tool AND mcp_session IS NOT NULL AND rpc_id IS NOT NULL
+        bool_or(NOT is_server) OVER (PARTITION BY mcp_session, rpc_id) AS has_client
+    FROM (SELECT *, coalesce(span_kind IN ('2', 'SPAN_KIND_SERVER'), false) AS is_server FROM o_resolved
+          WHERE is_tool AND mcp_session IS NOT NULL AND rpc_id IS NOT NULL
           QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY source_file, source_line, source_record) = 1)
-    WINDOW call AS (PARTITION BY mcp_session, rpc_id
-                    ORDER BY CASE WHEN span_kind IN ('2', 'SPAN_KIND_SERVER') THEN 1 ELSE 0 END, ts, trace_id, span_id)
+    WINDOW call AS (PARTITION BY mcp_session, rpc_id ORDER BY is_server, ts, trace_id, span_id
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ) c
-WHERE c.nth > 1 AND o_resolved.trace_id = c.trace_id AND o_resolved.span_id = c.span_id;
+WHERE c.is_server AND c.has_client AND o_resolved.trace_id = c.trace_id AND o_resolved.span_id = c.span_id;
 
 -- Tool spans with their arguments converted once, for p_actions and p_content below (the
 -- AnyValue converter is a large macro: binding it costs ~0.1 s per use, so it is used once).

@@ -733,14 +733,17 @@ def _mcp_span(span_id: str, kind: int, **kwargs) -> dict:
 def test_mcp_client_and_server_spans_of_one_call_are_one_action(ingest: Ingester):
     client = _mcp_span(sid(1), 3, start=0, end=300)
     server = _mcp_span(sid(2), 2, parent=sid(1), start=50, end=250)
-    # Another call on the same session (its own request id) stays its own action.
+    # Another call on the same session (its own request id) stays its own action, and so does
+    # a second client span reusing the request id (against the MCP spec, but two calls).
     again = _mcp_span(sid(3), 3, start=500, end=700)
     again["attributes"][3]["value"] = {"stringValue": "8"}
-    report = ingest.document("mcp.json", export(client, server, again))
-    assert counts(report) == [(3, 3, 0, 0)]
+    reused = _mcp_span(sid(4), 3, start=800, end=900)
+    report = ingest.document("mcp.json", export(client, server, again, reused))
+    assert counts(report) == [(4, 4, 0, 0)]
     assert ingest.rows("SELECT span_id FROM agent_actions ORDER BY ts") == [
         {"span_id": sid(1)},
         {"span_id": sid(3)},
+        {"span_id": sid(4)},
     ]
     assert ingest.rows("SELECT span_id FROM agent_spans") == [{"span_id": sid(2)}]
 
